@@ -1,0 +1,206 @@
+"""Typed run configuration: dataclass defaults < packaged YAML < user YAML < ``--set`` overrides.
+
+A run config has four parts: which ``model`` and ``dataset``, the ``seed``, and three
+sections: ``data`` (:class:`DataConfig`), ``train`` (:class:`TrainConfig`) and ``params``
+(the model's own config dataclass, declared at the top of its file). The fully resolved
+config is saved with every run, so a run can be reproduced from its directory alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fave.errors import FaveError
+
+
+@dataclass
+class DataConfig:
+    max_len: int = 50  # histories keep their last max_len items (paper: 50)
+    format: str = "auto"  # user files: auto | csv | tsv | inter | lines
+    kcore: int = 0  # iterative k-core on users and items (0 = off; benchmarks: off)
+    min_user_interactions: int = 0  # drop users with fewer interactions (0 = keep all)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 512
+    eval_batch_size: int = 512
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max grad norm (0 = off)
+    patience: int = 10  # evaluations without improvement before stopping
+    eval_every: int = 1  # epochs between validations
+    select_metric: str = "NDCG@20"  # validation metric for model selection
+    select_protocol: str = "paper"  # paper | masked
+    layout: str = "auto"  # auto (the model's choice) | prefix | parallel
+    threads: int = 0  # torch threads (0 = torch default)
+    time_budget_s: float = 0.0  # stop a stage after this many seconds (0 = no budget)
+    eval_seed: int = 12345  # seed for randomness at evaluation (anchor masks, noise)
+
+
+@dataclass
+class RunConfig:
+    model: str
+    dataset: str
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+SECTIONS = ("data", "train", "params")
+
+
+def _coerce(cls_name: str, f: dataclasses.Field, value: Any) -> Any:
+    """Check/convert ``value`` for dataclass field ``f``; raise FaveError naming the key."""
+    typ = f.type
+    if isinstance(typ, str):  # postponed annotations
+        typ = {"int": int, "float": float, "str": str, "bool": bool}.get(typ, typ)
+    origin = typing.get_origin(typ)
+    allowed = typing.get_args(typ) if origin in (typing.Union, types.UnionType) else (typ,)
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        if t is bool and isinstance(value, bool):
+            return value
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if t is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        if t in (list, tuple) or typing.get_origin(t) in (list, tuple):
+            if isinstance(value, (list, tuple)):
+                return list(value)
+    if not isinstance(typ, type) and typing.get_origin(typ) is None and typ not in (int, float, str, bool):
+        return value
+    raise FaveError(f"config key {cls_name}.{f.name}: expected {typ}, got {value!r}")
+
+
+def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``values``, rejecting unknown keys with a clear error."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise FaveError(
+            f"unknown config key {where}.{unknown[0]}; allowed keys: {', '.join(sorted(known))}"
+        )
+    return cls(**{k: _coerce(where, known[k], v) for k, v in values.items()})
+
+
+def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FaveError(f"config file not found: {path}; check the path given to --config")
+    try:
+        obj = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise FaveError(f"config file {path} is not valid YAML ({e.__class__.__name__}); fix its syntax") from None
+    if not isinstance(obj, dict):
+        raise FaveError(f"config file {path} must hold a mapping (key: value lines)")
+    return obj
+
+
+def packaged_config(name: str) -> dict[str, Any]:
+    """``fave/configs/<name>.yaml`` shipped with the package, or {} when absent."""
+    res = resources.files("fave") / "configs" / f"{name}.yaml"
+    if not res.is_file():
+        return {}
+    return yaml.safe_load(res.read_text(encoding="utf-8")) or {}
+
+
+def parse_set(items: list[str], params_keys: set[str]) -> dict[str, Any]:
+    """Turn ``key=value`` overrides into a nested dict.
+
+    ``key`` may be dotted (``train.lr``) or bare; a bare key is looked up in the train,
+    data and params sections (``epochs=1`` means ``train.epochs=1``).
+    """
+    out: dict[str, Any] = {}
+    train_keys = {f.name for f in fields(TrainConfig)}
+    data_keys = {f.name for f in fields(DataConfig)}
+    for item in items:
+        if "=" not in item:
+            raise FaveError(f"--set expects key=value, got {item!r} (e.g. --set epochs=1)")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        parts = key.strip().split(".")
+        if len(parts) == 1:
+            k = parts[0]
+            if k in ("seed", "model", "dataset"):
+                parts = [k]
+            else:
+                homes = [s for s, ks in (("train", train_keys), ("data", data_keys), ("params", params_keys)) if k in ks]
+                if not homes:
+                    allowed = sorted(train_keys | data_keys | params_keys)
+                    raise FaveError(f"unknown config key {k!r} in --set; allowed: {', '.join(allowed)}")
+                parts = [homes[0], k]
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def resolve_config(
+    model: str,
+    dataset: str,
+    params_cls: type,
+    config_file: str | None = None,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    dataset_key: str | None = None,
+) -> RunConfig:
+    """Merge defaults, packaged YAML (``<model>.yaml``, ``<model>.<dataset>.yaml``), a user file and overrides."""
+    merged: dict[str, Any] = {"model": model, "dataset": dataset, "data": {}, "train": {}, "params": {}}
+    _deep_update(merged, packaged_config(model))
+    if dataset_key:
+        _deep_update(merged, packaged_config(f"{model}.{dataset_key}"))
+    if config_file:
+        _deep_update(merged, load_yaml(config_file))
+    params_keys = {f.name for f in fields(params_cls)}
+    _deep_update(merged, parse_set(overrides or [], params_keys))
+    if seed is not None:
+        merged["seed"] = seed
+    merged["model"], merged["dataset"] = model, dataset
+    return config_from_dict(merged, params_cls)
+
+
+def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
+    unknown = sorted(set(d) - {"model", "dataset", "seed", *SECTIONS})
+    if unknown:
+        raise FaveError(f"unknown top-level config key {unknown[0]!r}; allowed: model, dataset, seed, data, train, params")
+    params = build_dataclass(params_cls, d.get("params") or {}, "params")
+    train = build_dataclass(TrainConfig, d.get("train") or {}, "train")
+    if train.select_protocol not in ("paper", "masked"):
+        raise FaveError(f"train.select_protocol must be 'paper' or 'masked', got {train.select_protocol!r}")
+    if train.layout not in ("auto", "prefix", "parallel"):
+        raise FaveError(f"train.layout must be auto, prefix or parallel, got {train.layout!r}")
+    return RunConfig(
+        model=str(d["model"]),
+        dataset=str(d["dataset"]),
+        seed=int(d.get("seed", 0)),
+        data=build_dataclass(DataConfig, d.get("data") or {}, "data"),
+        train=train,
+        params=asdict(params),
+    )

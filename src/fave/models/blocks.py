@@ -1,0 +1,155 @@
+"""Shared building blocks: Transformer blocks over left-padded item sequences."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def attention_mask(history: Tensor, causal: bool) -> Tensor:
+    """Boolean mask [B, 1, L, L], True = may attend. Padding keys are hidden; every
+    position may see itself, so rows of padding never attend to nothing (no NaN)."""
+    B, L = history.shape
+    keys = (history > 0)[:, None, None, :]  # [B, 1, 1, L]
+    eye = torch.eye(L, dtype=torch.bool, device=history.device)
+    if causal:
+        tril = torch.ones(L, L, dtype=torch.bool, device=history.device).tril()
+        return (keys & tril) | eye
+    return keys | eye
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per sample."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty(x.shape[0], *([1] * (x.dim() - 1))).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+def rotary(x: Tensor) -> Tensor:
+    """Rotary position encoding on [B, H, L, Dh] (positions count from the right end)."""
+    L, d = x.shape[-2], x.shape[-1]
+    half = d // 2
+    freqs = 1.0 / (10000 ** (torch.arange(half, device=x.device, dtype=x.dtype) / half))
+    pos = torch.arange(L, device=x.device, dtype=x.dtype)
+    angles = pos[:, None] * freqs[None, :]  # [L, half]
+    cos, sin = angles.cos(), angles.sin()
+    x1, x2 = x[..., :half], x[..., half : 2 * half]
+    out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return torch.cat([out, x[..., 2 * half :]], dim=-1) if d % 2 else out
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm self-attention + feed-forward block."""
+
+    def __init__(
+        self,
+        hidden: int,
+        heads: int,
+        dropout: float,
+        norm: str = "layer",
+        drop_path: float = 0.0,
+        use_rotary: bool = False,
+        ffn_mult: int = 4,
+    ) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads})")
+        make_norm = (lambda: RMSNorm(hidden)) if norm == "rms" else (lambda: nn.LayerNorm(hidden))
+        self.heads, self.use_rotary, self.dropout = heads, use_rotary, dropout
+        self.norm1, self.norm2 = make_norm(), make_norm()
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden, ffn_mult * hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_mult * hidden, hidden)
+        )
+        self.drop = nn.Dropout(dropout)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x: [B, L, D], mask: [B, 1, L, L] bool -> [B, L, D]."""
+        B, L, D = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        if self.use_rotary:
+            q, k = rotary(q), rotary(k)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop_path(self.drop(self.proj(a.transpose(1, 2).reshape(B, L, D))))
+        return x + self.drop_path(self.drop(self.ffn(self.norm2(x))))
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of blocks over input embeddings [B, L, D]; returns every block's output."""
+
+    def __init__(
+        self,
+        hidden: int,
+        heads: int,
+        layers: int,
+        dropout: float,
+        norm: str = "layer",
+        drop_path: float = 0.0,
+        use_rotary: bool = False,
+    ) -> None:
+        super().__init__()
+        rates = [drop_path * i / max(1, layers - 1) for i in range(layers)]
+        self.blocks = nn.ModuleList(
+            TransformerBlock(hidden, heads, dropout, norm, r, use_rotary) for r in rates
+        )
+        self.final_norm = RMSNorm(hidden) if norm == "rms" else nn.LayerNorm(hidden)
+
+    def forward(self, x: Tensor, history: Tensor, causal: bool) -> tuple[Tensor, list[Tensor]]:
+        """-> (final normalised output [B, L, D], outputs of each block)."""
+        mask = attention_mask(history, causal)
+        outs = []
+        for block in self.blocks:
+            x = block(x, mask)
+            outs.append(x)
+        return self.final_norm(x), outs
+
+
+class PositionEmbedding(nn.Module):
+    """Learned positions, right-aligned so the most recent item always has the same index."""
+
+    def __init__(self, max_len: int, hidden: int) -> None:
+        super().__init__()
+        self.max_len = max_len
+        self.emb = nn.Embedding(max_len, hidden)
+
+    def forward(self, L: int) -> Tensor:
+        idx = torch.arange(self.max_len - L, self.max_len, device=self.emb.weight.device)
+        return self.emb(idx)  # [L, D]
+
+
+def sinusoidal(t: Tensor, dim: int, scale: float = 1.0) -> Tensor:
+    """Sinusoidal encoding of scalars t [B] -> [B, dim]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = (t.float() * scale)[:, None] * freqs[None]
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
