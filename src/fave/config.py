@@ -45,6 +45,7 @@ class TrainConfig:
     threads: int = 0  # torch threads (0 = torch default)
     time_budget_s: float = 0.0  # stop a stage after this many seconds (0 = no budget)
     eval_seed: int = 12345  # seed for randomness at evaluation (anchor masks, noise)
+    init_from: str = ""  # run directory whose weights initialise this run (e.g. FAVE Stage 1)
 
 
 @dataclass

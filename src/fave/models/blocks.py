@@ -70,8 +70,10 @@ class TransformerBlock(nn.Module):
         drop_path: float = 0.0,
         use_rotary: bool = False,
         ffn_mult: int = 4,
+        math_attention: bool = False,
     ) -> None:
         super().__init__()
+        self.math_attention = math_attention  # plain softmax attention: supports forward-mode AD (JVP)
         if hidden % heads:
             raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads})")
         make_norm = (lambda: RMSNorm(hidden)) if norm == "rms" else (lambda: nn.LayerNorm(hidden))
@@ -91,7 +93,13 @@ class TransformerBlock(nn.Module):
         q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         if self.use_rotary:
             q, k = rotary(q), rotary(k)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        if self.math_attention:
+            w = (q @ k.transpose(-1, -2)) / (q.shape[-1] ** 0.5)
+            w = w.masked_fill(~mask, float("-inf")).softmax(-1)
+            a = F.dropout(w, self.dropout, self.training) @ v
+        else:
+            p = self.dropout if self.training else 0.0
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         x = x + self.drop_path(self.drop(self.proj(a.transpose(1, 2).reshape(B, L, D))))
         return x + self.drop_path(self.drop(self.ffn(self.norm2(x))))
 
@@ -108,11 +116,12 @@ class TransformerEncoder(nn.Module):
         norm: str = "layer",
         drop_path: float = 0.0,
         use_rotary: bool = False,
+        math_attention: bool = False,
     ) -> None:
         super().__init__()
         rates = [drop_path * i / max(1, layers - 1) for i in range(layers)]
         self.blocks = nn.ModuleList(
-            TransformerBlock(hidden, heads, dropout, norm, r, use_rotary) for r in rates
+            TransformerBlock(hidden, heads, dropout, norm, r, use_rotary, math_attention=math_attention) for r in rates
         )
         self.final_norm = RMSNorm(hidden) if norm == "rms" else nn.LayerNorm(hidden)
 
@@ -151,5 +160,8 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, 0.0, std)
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
             if isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -12,7 +12,12 @@ from fave.models.base import SeqRecModel
 MODELS: dict[str, str] = {
     "pop": "fave.models.pop:Pop",
     "sasrec": "fave.models.sasrec:SASRec",
+    "gru4rec": "fave.models.gru4rec:GRU4Rec",
+    "caser": "fave.models.caser:Caser",
+    "bert4rec": "fave.models.bert4rec:BERT4Rec",
     "fave": "fave.models.fave:FAVE",
+    "fmrec": "fave.models.fmrec:FMRec",
+    "diffurec": "fave.models.diffurec:DiffuRec",
 }
 
 

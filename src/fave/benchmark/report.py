@@ -1,0 +1,85 @@
+"""The benchmark as JSON and as Markdown tables in the layout of the paper's Table 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fave.io_utils import atomic_write_json, atomic_write_text
+
+#: Paper Table 3 (per sample, NVIDIA L40), FAVE-NOTES sec. 7: GFLOPs, latency ms, test set s.
+PAPER_TABLE3: dict[str, dict[str, tuple[float, float, float]]] = {
+    "ml-100k": {"DiffuRec": (1.26, 105.97, 2.57), "FMRec": (1.32, 98.04, 2.34), "FAVE": (0.04, 4.44, 0.10)},
+    "beauty": {"DiffuRec": (1.26, 103.19, 42.21), "FMRec": (1.96, 93.74, 40.44), "FAVE": (0.07, 4.49, 2.25)},
+}
+
+
+def si(x: float | None, unit: str = "") -> str:
+    """1.32e9 -> '1.32 G' (three significant digits)."""
+    if x is None:
+        return "-"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}".rstrip()
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def render_markdown(result: dict) -> str:
+    """Main table (paper's Table 3 columns and ratios to the reference), then details."""
+    meta, rows = result["meta"], result["models"]
+    ref = meta.get("reference")
+    name_ref = ref or "ref"
+    lines = [
+        f"# Efficiency on {meta.get('dataset') or 'the test set'}",
+        "",
+        f"{meta['users']} test users, {meta['num_items']} items, max_len {meta['max_len']}; "
+        f"device {meta['device']} ({meta['device_name']}), {meta['threads']} threads, torch {meta['torch']}; "
+        f"{meta['date']}.",
+        "",
+        f"| Model | FLOPs/user | Latency p50 (ms) | Whole test set (s) | FLOPs / {name_ref} "
+        f"| Latency / {name_ref} | Test set / {name_ref} |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows.items():
+        vs = r.get("vs_reference", {})
+        lines.append(
+            f"| {name} | {si(r['flops_per_user'])} | {r['latency_ms']['p50']:.2f} | {r['test_set_s']:.2f} "
+            f"| {_ratio(vs.get('flops'))} | {_ratio(vs.get('latency_p50'))} | {_ratio(vs.get('test_set_s'))} |"
+        )
+    sizes = [str(b) for b in meta["batch_sizes"]]
+    lines += [
+        "",
+        "| Model | Params | Params used at inference | Network calls | Latency p95 (ms) | "
+        + " | ".join(f"Users/s @ {b}" for b in sizes)
+        + f" | Peak memory (MB, batch {max((int(b) for b in sizes), default=1)}) |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(sizes) + "---:|",
+    ]
+    for name, r in rows.items():
+        thr = " | ".join(f"{r['throughput'][b]['users_per_s']:.1f}" for b in sizes)
+        calls = "-" if r["network_calls"] is None else str(r["network_calls"])
+        lines.append(
+            f"| {name} | {si(r['params'])} | {si(r.get('inference_params'))} | {calls} "
+            f"| {r['latency_ms']['p95']:.2f} | {thr}{' |' if sizes else ''} {r['peak_memory_mb']:.1f} |"
+        )
+    lines += ["", meta["notes"]]
+    if meta.get("floor"):
+        lines += ["", "`floor`: one bare forward pass of FAVE's network plus scoring against all items "
+                      "(no prior construction), the lower bound of a one-step model's latency."]
+    paper = PAPER_TABLE3.get(str(meta.get("dataset")))
+    if paper:
+        lines += ["", "Paper Table 3 (per sample, NVIDIA L40), for comparison:", "",
+                  "| Model | FLOPs | Latency (ms) | Whole test set (s) |", "|---|---:|---:|---:|"]
+        lines += [f"| {m} | {g:.2f} G | {ms:.2f} | {s:.2f} |" for m, (g, ms, s) in paper.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_bench(result: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``bench.json`` and ``bench.md`` into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "bench.json", result)
+    atomic_write_text(out / "bench.md", render_markdown(result))
+    return out / "bench.json", out / "bench.md"

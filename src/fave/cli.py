@@ -1,0 +1,141 @@
+"""The command line: the only place where strings become objects.
+
+    fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--seed 0]
+    fave evaluate runs/fave
+    fave recommend runs/fave --user 1 --k 10
+    fave data fetch|prepare|stats ml-100k [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fave.errors import FaveError
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="data directory (default: $FAVE_DATA_DIR or ~/.cache/fave)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fave", description="Generative sequential recommendation: FAVE and baselines.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model and evaluate it on validation and test")
+    p.add_argument("--model", required=True, help="model name (see `fave models`)")
+    p.add_argument("--dataset", required=True, help="ml-100k, beauty, steam, or a path to your own log")
+    p.add_argument("--out", required=True, help="run directory (rerun with the same --out to resume)")
+    p.add_argument("--config", default=None, help="YAML file with data/train/params sections")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set epochs=1 --set params.alpha=0.2")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    _add_data_dir(p)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a trained run on its dataset")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true")
+    _add_data_dir(p)
+
+    p = sub.add_parser("recommend", help="top-K recommendations of a trained run for some users")
+    p.add_argument("run_dir")
+    p.add_argument("--user", action="append", default=[], help="raw user id (repeatable; default: first 3 users)")
+    p.add_argument("--k", type=int, default=10)
+    _add_data_dir(p)
+
+    p = sub.add_parser("data", help="fetch, prepare or describe a dataset")
+    p.add_argument("action", choices=["fetch", "prepare", "stats"])
+    p.add_argument("dataset")
+    p.add_argument("--format", default="auto", help="for your own files: auto, csv, tsv, inter, lines")
+    p.add_argument("--json", action="store_true")
+    _add_data_dir(p)
+
+    sub.add_parser("models", help="list the registered models")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fave.config import resolve_config
+    from fave.data.load import dataset_key
+    from fave.models.registry import model_class
+    from fave.training.run import fmt_metrics, train_run
+
+    cls = model_class(args.model)
+    config = resolve_config(args.model, args.dataset, cls.Config, args.config, args.overrides, args.seed,
+                            dataset_key=dataset_key(args.dataset))
+    metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet)
+    print(f"{args.model} on {args.dataset} (seed {config.seed}), {metrics['train_seconds']:.0f} s of training")
+    for protocol in ("paper", "masked"):
+        print(f"  test [{protocol:6s}] {fmt_metrics(metrics['test'][protocol])}")
+    print(f"run saved in {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fave.training.checkpoint import load_run
+    from fave.training.run import evaluate_both, fmt_metrics, load_split
+
+    model, config, _ = load_run(args.run_dir)
+    metrics = evaluate_both(model, load_split(config, args.data_dir), config)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        for phase in ("valid", "test"):
+            for protocol in ("paper", "masked"):
+                print(f"{phase:5s} [{protocol:6s}] {fmt_metrics(metrics[phase][protocol])}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from fave.serving.recommender import Recommender
+
+    rec = Recommender.from_run(args.run_dir, args.data_dir)
+    users = args.user or rec.id_map.users[:3]
+    for user in users:
+        print(rec.describe(str(user), args.k))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from fave.data.load import fetch, load_dataset
+
+    if args.action == "fetch":
+        print(fetch(args.dataset, args.data_dir))
+        return 0
+    data = load_dataset(args.dataset, args.data_dir, fmt=args.format)
+    stats = data.stats()
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        print(" ".join(f"{k}={v}" for k, v in stats.items()))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from fave.models.registry import MODELS
+
+    for name, target in MODELS.items():
+        print(f"{name:12s} {target}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "recommend": cmd_recommend, "data": cmd_data, "models": cmd_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except FaveError as e:
+        print(f"fave: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fave: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""AutoSeqRec (Liu et al., CIKM 2023): autoencoders over interaction and transition matrices.
+
+Three matrices are built from the visible sequences in ``observe(inputs)``:
+``R`` [U, N] user-item counts, ``T`` [N, N] item transitions (``T[i, j]`` = how often j
+directly follows i) and its transpose. One shared encoder ``enc: R^N -> R^D`` reads any of
+their rows; three decoders reconstruct them:
+- ``dec_user(enc(R[u]))``: the user's row, long-term collaborative interest;
+- ``dec_out(enc(T[i]))``: item i's out-transitions (what follows i);
+- ``dec_in(enc(T^T[i]))``: item i's in-transitions (what precedes i).
+Each is trained by MSE reconstruction of its rows (as the public code; no ranking loss).
+
+Scores for user u whose last item is l (public code, ``sliu675/AutoSeqRec``)::
+
+    s = w_basic (enc(T[l]) * enc(R[u])) @ enc(T^T)^T      # short x long term, [N]
+      + w_item  dec_out(enc(T[l]))                         # transitions out of l
+      + (1 - w_basic - w_item) dec_user(enc(R[u]))         # reconstructed user row
+
+and, as in the public code, items the user has already interacted with are pushed to the
+bottom (``exclude_seen``). This makes the ``paper`` protocol score of this model equal its
+``masked`` one; the reconstruction term would otherwise rank history items first.
+
+Fitting the shared contract:
+- ``loss(batch)`` reconstructs the rows of the batch's users (``batch.user``) and the
+  out/in-transition rows of every item in the batch's histories and targets; the public
+  code instead shuffles mini-batches of user rows and item rows, each with its own
+  optimiser and learning rate (encoder 1e-5, decoders 1e-2 / 1e-3 / 1e-5). One optimiser
+  and the summed loss here.
+- The public code updates the matrices online after every test interaction; here they are
+  fixed per phase (training parts for validation, + validation items for test).
+- The matrices are data, not weights: they are not saved with the model; call ``observe``
+  after loading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fave.data.batching import Batch
+from fave.models.base import LossOutput, SeqRecModel
+
+SEEN_SCORE = -1024.0  # public code's -(1 << 10); every unseen score is >= 0 (ReLU/sigmoid parts)
+
+
+@dataclass
+class AutoSeqRecConfig:
+    # values from the public code (sliu675/AutoSeqRec, data.py / model.py)
+    hidden: int = 256  # --dim 256
+    enc_dropout: float = 0.3  # Encoder(dropout=0.3)
+    dec_dropout: float = 0.2  # Decoder_s / Decoder_t(dropout=0.2); Decoder_u has none
+    w_basic: float = 0.2  # --weight_basic 0.2
+    w_item: float = 0.2  # --weight_item 0.2 (user weight = 1 - 0.2 - 0.2)
+    exclude_seen: bool = True  # public code: interacted items scored -(1 << 10)
+
+
+def sparse_counts(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> Tensor:
+    """COO count matrix: entry (r, c) = how many times (r, c) occurs. Duplicates summed."""
+    index = torch.from_numpy(np.stack([rows, cols]).astype(np.int64))
+    values = torch.ones(len(rows), dtype=torch.float32)
+    return torch.sparse_coo_tensor(index, values, shape, check_invariants=True).coalesce()
+
+
+class AutoSeqRec(SeqRecModel):
+    Config = AutoSeqRecConfig
+    default_layout = "parallel"  # one sample per user: each user row once per epoch
+
+    def __init__(self, config: AutoSeqRecConfig, num_items: int) -> None:
+        super().__init__(config, num_items)
+        c, N = config, num_items
+        self.enc = nn.Linear(N, c.hidden)
+        self.enc_drop = nn.Dropout(c.enc_dropout)
+        self.dec_out = nn.Sequential(nn.Linear(c.hidden, N), nn.Dropout(c.dec_dropout))
+        self.dec_in = nn.Sequential(nn.Linear(c.hidden, N), nn.Dropout(c.dec_dropout))
+        self.dec_user = nn.Sequential(nn.Linear(c.hidden, N), nn.Sigmoid())
+        for name in ("R", "T", "T_in"):  # set by observe(); data, not weights
+            self.register_buffer(name, None, persistent=False)
+
+    # -- data ------------------------------------------------------------------------
+    def observe(self, inputs: list[np.ndarray]) -> None:
+        """Build R [U, N], T [N, N] and T^T from every user's visible sequence (user = index)."""
+        seqs = [np.asarray(s, dtype=np.int64) for s in inputs]
+        N, empty = self.num_items, np.zeros(0, dtype=np.int64)
+        users = np.concatenate([np.full(len(s), u) for u, s in enumerate(seqs)] + [empty])
+        items = np.concatenate(seqs + [empty]) - 1
+        src = np.concatenate([s[:-1] for s in seqs] + [empty]) - 1
+        dst = np.concatenate([s[1:] for s in seqs] + [empty]) - 1
+        device = self.enc.weight.device
+        self.R = sparse_counts(users, items, (len(seqs), N)).to(device)
+        self.T = sparse_counts(src, dst, (N, N)).to(device)
+        self.T_in = sparse_counts(dst, src, (N, N)).to(device)
+
+    def _rows(self, matrix: Tensor | None, index: Tensor) -> Tensor:
+        """Dense rows ``matrix[index]`` -> [len(index), N]."""
+        if matrix is None:
+            raise RuntimeError("AutoSeqRec needs observe(inputs) before loss() or score_all()")
+        if len(index) and int(index.max()) >= matrix.shape[0]:
+            raise IndexError(f"row {int(index.max())} asked for, but observe() saw {matrix.shape[0]} rows")
+        return matrix.index_select(0, index).to_dense()
+
+    # -- network ---------------------------------------------------------------------
+    def encode(self, x: Tensor) -> Tensor:
+        """Rows [M, N] (dense or sparse) -> codes [M, D] >= 0 (Linear, Dropout, ReLU)."""
+        z = torch.sparse.mm(x, self.enc.weight.T) + self.enc.bias if x.is_sparse else self.enc(x)
+        return F.relu(self.enc_drop(z))
+
+    def loss(self, batch: Batch) -> LossOutput:
+        r_u = self._rows(self.R, batch.user)  # [B, N]
+        ids = [batch.history.flatten()] + [t.flatten() for t in (batch.target, batch.targets) if t is not None]
+        ids = torch.cat(ids)
+        items = torch.unique(ids[ids > 0]) - 1  # [M] rows of T / T^T
+        t_out, t_in = self._rows(self.T, items), self._rows(self.T_in, items)
+        user = F.mse_loss(self.dec_user(self.encode(r_u)), r_u)
+        out = F.mse_loss(self.dec_out(self.encode(t_out)), t_out)
+        into = F.mse_loss(self.dec_in(self.encode(t_in)), t_in)
+        parts = {"user": float(user.detach()), "out": float(out.detach()), "in": float(into.detach())}
+        return LossOutput(user + out + into, parts)
+
+    def score_all(self, batch: Batch) -> Tensor:
+        c = self.config
+        r_u = self._rows(self.R, batch.user)  # [B, N]
+        z_u = self.encode(r_u)  # [B, D]
+        last = batch.history[:, -1]  # left-padded: the most recent item, 0 if none
+        z_last = self.encode(self._rows(self.T, (last - 1).clamp_min(0)) * (last > 0).unsqueeze(-1))
+        if self.T_in is None:
+            raise RuntimeError("AutoSeqRec needs observe(inputs) before score_all()")
+        z_in = self.encode(self.T_in)  # [N, D]: every item's in-transition code
+        unit = lambda z: F.normalize(z, dim=-1)  # noqa: E731
+        basic = (unit(z_last) * unit(z_u)) @ unit(z_in).T  # in [0, 1]: codes are >= 0
+        scores = c.w_basic * basic + c.w_item * self.dec_out(z_last) + (1 - c.w_basic - c.w_item) * self.dec_user(z_u)
+        if c.exclude_seen:
+            scores = scores.masked_fill(r_u > 0, SEEN_SCORE)
+        return scores
+
+    def item_representation(self) -> Tensor:
+        """[N, D]: the user decoder's output weights, one vector per item."""
+        return self.dec_user[0].weight.detach()

@@ -1,0 +1,116 @@
+"""The approximator shared by FAVE and FMRec: a history encoder conditioned on a flow state.
+
+Network input (FAVE eq. 9): ``E = e_s + lambda * (x_t + z)`` with ``lambda ~ N(delta, delta)``
+drawn per position and channel (stochastic input modulation, from DiffuRec) and ``z`` the
+time embedding: ``TimeEmb(t) + TimeEmb(r - t)`` (FAVE eq. 8, dual time) or ``TimeEmb(t)``
+(FMRec, single time). Blocks follow the authors' code where the paper is silent: pre-RMSNorm,
+rotary positions, DropPath, dropout; the output is the last block's state, LayerNorm-ed,
+read as a prediction of x_1. A history decoder D (3-layer tanh MLP, eq. 13) reads an
+intermediate block's state.
+
+Shapes: history [B, L]; flow states x_t [B, D] (one per user, broadcast over positions, the
+paper's prefix layout) or [B, L, D] (one per position, the parallel layout); times [B] or [B, L].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fave.models.blocks import TransformerEncoder, init_weights, sinusoidal
+
+
+@dataclass
+class BackboneConfig:
+    hidden: int = 128  # paper: hidden 128
+    heads: int = 4  # paper: 4 heads
+    layers: int = 4  # authors' code: 4 blocks
+    dropout: float = 0.1  # authors' code
+    drop_path: float = 0.2  # authors' code: DropPath up to 0.2
+    delta: float = 0.001  # lambda ~ N(delta, delta) (authors' code: 0.001)
+    dual_time: bool = True  # FAVE: TimeEmb(t) + TimeEmb(r - t); FMRec: TimeEmb(t)
+    time_scale: float = 999.0  # authors' code scales times by 999 before the sinusoid
+    decoder_block: int = 2  # D reads the output of this block (1-based; authors: 2 of 4)
+    decoder_hidden: tuple[int, int] = (512, 2048)  # authors' code: 128 -> 512 -> 2048 -> N
+
+
+class TimeEmbedding(nn.Module):
+    """Two-layer MLP over a sinusoidal encoding of a time [*] -> [*, D]."""
+
+    def __init__(self, hidden: int, scale: float) -> None:
+        super().__init__()
+        self.hidden, self.scale = hidden, scale
+        self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.mlp(sinusoidal(t.reshape(-1), self.hidden, self.scale)).reshape(*t.shape, self.hidden)
+
+
+class FlowBackbone(nn.Module):
+    """Item embeddings + conditioned history encoder + history decoder."""
+
+    def __init__(self, config: BackboneConfig, num_items: int, causal: bool) -> None:
+        super().__init__()
+        c = self.config = config
+        self.num_items, self.causal = num_items, causal
+        self.item_emb = nn.Embedding(num_items + 1, c.hidden, padding_idx=0)
+        self.emb_norm = nn.LayerNorm(c.hidden)
+        self.emb_drop = nn.Dropout(c.dropout)
+        self.time_emb = TimeEmbedding(c.hidden, c.time_scale)
+        self.encoder = TransformerEncoder(
+            c.hidden, c.heads, c.layers, c.dropout, norm="rms", drop_path=c.drop_path, use_rotary=True, math_attention=True
+        )
+        self.out_norm = nn.LayerNorm(c.hidden)
+        d1, d2 = c.decoder_hidden
+        self.decoder = nn.Sequential(
+            nn.Linear(c.hidden, d1), nn.Tanh(), nn.Linear(d1, d2), nn.Tanh(), nn.Linear(d2, num_items)
+        )
+        init_weights(self)
+
+    @property
+    def items(self) -> Tensor:
+        """Embeddings of items 1..N: [N, D]."""
+        return self.item_emb.weight[1:]
+
+    def condition(self, t: Tensor, r: Tensor) -> Tensor:
+        """z = TimeEmb(t) + TimeEmb(r - t) (dual) or TimeEmb(t) (single). [*] -> [*, D]."""
+        z = self.time_emb(t)
+        return z + self.time_emb(r - t) if self.config.dual_time else z
+
+    def forward(self, history: Tensor, x_t: Tensor, t: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+        """-> (f: x_1 prediction, h_mid: decoder input), at every position [B, L, D]."""
+        e_s = self.emb_drop(self.emb_norm(self.item_emb(history)))  # [B, L, D]
+        cond = x_t + self.condition(t, r)  # [B, D] or [B, L, D]
+        if cond.dim() == 2:
+            cond = cond[:, None, :]
+        lam = self.config.delta + self.config.delta * torch.randn_like(e_s) if self.training else self.config.delta
+        x = e_s + lam * cond
+        out, hiddens = self.encoder(x, history, causal=self.causal)
+        return self.out_norm(out), hiddens[self.config.decoder_block - 1]
+
+    def decode(self, h_mid: Tensor) -> Tensor:
+        """History decoder D: [*, D] -> [*, N] reconstruction of the multi-hot history."""
+        return self.decoder(h_mid)
+
+    def reconstruction_loss(self, h_mid: Tensor, history: Tensor, position: Tensor | None = None) -> Tensor:
+        """Balanced MSE (eq. 13, authors' variant): all positive entries of the multi-hot
+        history A_u plus as many sampled zero entries (in expectation).
+
+        h_mid [B, L, D]; history [B, L]; position [B]: read h_mid there and reconstruct
+        the items at positions <= it (default: the last position, the whole history).
+        """
+        B, L = history.shape
+        pos = position if position is not None else torch.full((B,), L - 1, device=history.device)
+        recon = self.decode(h_mid[torch.arange(B), pos])  # [B, N]
+        seen = history * (torch.arange(L, device=history.device)[None, :] <= pos[:, None])
+        target = torch.zeros(B, self.num_items + 1, device=history.device)
+        target.scatter_(1, seen, 1.0)
+        target = target[:, 1:]  # drop the padding column
+        n_pos = target.sum(1, keepdim=True)  # [B, 1]
+        rate = n_pos / (self.num_items - n_pos).clamp_min(1)  # as many zeros as positives, in expectation
+        negatives = (torch.rand_like(target) < rate) & (target == 0)
+        weight = (target > 0) | negatives
+        return (F.mse_loss(recon, target, reduction="none") * weight).sum() / weight.sum().clamp_min(1)

@@ -1,0 +1,98 @@
+"""GRU4Rec (Hidasi et al., ICLR 2016): a GRU reads the history, its state scores the next item.
+
+The original trains session-parallel mini-batches with ranking losses (TOP1/BPR) over sampled
+negatives; its authors' later code also offers full cross-entropy with tied ("constrained")
+input/output embeddings. Here, as in RecBole's GRU4Rec, a GRU reads the whole history, a linear
+map takes its state back to the item-embedding space, and full softmax cross-entropy over all
+items supervises every position at once (parallel layout); the prefix layout also works.
+
+Histories are left-padded. A GRU fed zero vectors still moves its state (biases), so padding
+would leak the amount of padding into the state; the sequences are therefore right-aligned and
+packed, so the GRU sees exactly the real items, and the outputs are moved back to the left-padded
+positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from fave.data.batching import Batch
+from fave.models.base import LossOutput, SeqRecModel
+from fave.models.blocks import init_weights
+
+
+@dataclass
+class GRU4RecConfig:
+    embedding: int = 64  # RecBole GRU4Rec: embedding_size 64
+    hidden: int = 128  # RecBole: hidden_size 128 (Hidasi et al. 2016: 100 units)
+    layers: int = 1  # Hidasi et al. 2016: one GRU layer performed best
+    dropout: float = 0.3  # RecBole: dropout_prob 0.3 on the input embeddings
+
+
+def _shift_rows(x: Tensor, shift: Tensor) -> Tensor:
+    """Roll every row of x [B, L, ...] left by ``shift`` [B] steps (cyclically, along L)."""
+    B, L = x.shape[:2]
+    idx = (torch.arange(L, device=x.device)[None, :] + shift[:, None]) % L  # [B, L]
+    idx = idx.view(B, L, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, idx)
+
+
+class GRU4Rec(SeqRecModel):
+    Config = GRU4RecConfig
+    default_layout = "parallel"
+
+    def __init__(self, config: GRU4RecConfig, num_items: int) -> None:
+        super().__init__(config, num_items)
+        c = config
+        self.item_emb = nn.Embedding(num_items + 1, c.embedding, padding_idx=0)
+        self.emb_drop = nn.Dropout(c.dropout)
+        self.gru = nn.GRU(
+            c.embedding,
+            c.hidden,
+            c.layers,
+            batch_first=True,
+            dropout=c.dropout if c.layers > 1 else 0.0,
+        )
+        self.out = nn.Linear(c.hidden, c.embedding)  # state -> item-embedding space
+        init_weights(self)  # embeddings and linear maps; the GRU keeps PyTorch's init
+
+    def encode(self, history: Tensor) -> Tensor:
+        """history [B, L] (left-padded) -> GRU outputs [B, L, D] at the same positions.
+
+        Position l has read items <= l; outputs at padding positions carry no meaning.
+        """
+        L = history.shape[1]
+        lengths = (history > 0).sum(1)  # [B]
+        pad = L - lengths
+        right = _shift_rows(history, pad)  # right-padded: [i_1..i_n, 0..0]
+        x = self.emb_drop(self.item_emb(right))  # [B, L, E]
+        packed = pack_padded_sequence(
+            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.gru(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # [B, L, H]
+        return self.out(_shift_rows(out, (L - pad) % L))  # back to left padding, [B, L, D]
+
+    def _logits(self, h: Tensor) -> Tensor:
+        return h @ self.item_emb.weight[1:].T  # [*, N]
+
+    def loss(self, batch: Batch) -> LossOutput:
+        h = self.encode(batch.history)
+        if batch.targets is not None:  # parallel layout: every non-padding position
+            valid = batch.targets > 0
+            logits, target = self._logits(h[valid]), batch.targets[valid]
+        else:  # prefix layout: the last position
+            logits, target = self._logits(h[:, -1]), batch.target
+        loss = F.cross_entropy(logits, target - 1)
+        return LossOutput(loss, {"ce": float(loss.detach())})
+
+    def score_all(self, batch: Batch) -> Tensor:
+        return self._logits(self.encode(batch.history)[:, -1])
+
+    def item_representation(self) -> Tensor:
+        return self.item_emb.weight[1:].detach()

@@ -1,0 +1,1 @@
+"""Serving: a recommender loaded from a run directory."""

@@ -1,0 +1,1 @@
+"""Training: the model-agnostic trainer, checkpoints and the run orchestration."""

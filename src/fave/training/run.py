@@ -1,0 +1,106 @@
+"""One training run end to end: config -> data -> model -> trainer -> test -> run directory."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fave.config import RunConfig
+from fave.data.dataset import SequenceData, Split
+from fave.evaluation.evaluator import evaluate
+from fave.io_utils import atomic_write_json
+from fave.models.base import SeqRecModel
+from fave.models.registry import build_model
+from fave.training.checkpoint import WEIGHTS, load_run, save_config, save_id_map, save_weights
+from fave.training.trainer import Trainer
+
+PROTOCOL_NOTE = (
+    "paper: all items 1..N ranked, history not removed (as the published numbers); "
+    "masked: the user's full input history removed. Per-user averages, fractions."
+)
+
+
+@dataclass
+class Logger:
+    """Prints and appends to ``log.txt`` in the run directory."""
+
+    path: Path | None
+    quiet: bool = False
+
+    def __call__(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+
+def load_split(config: RunConfig, data_dir: str | None) -> Split:
+    from fave.data.load import load_dataset
+
+    d = config.data
+    data = load_dataset(config.dataset, data_dir, fmt=d.format, kcore=d.kcore, min_user_interactions=d.min_user_interactions)
+    return Split(data)
+
+
+def evaluate_both(model: SeqRecModel, split: Split, config: RunConfig, diversity_k: int | None = 20) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for phase in ("valid", "test"):
+        res = evaluate(model, split.eval_set(phase), config.data.max_len, config.train.eval_batch_size,
+                       diversity_k=diversity_k if phase == "test" else None, seed=config.train.eval_seed)
+        out[phase] = res.metrics
+        if res.diversity:
+            out["diversity"] = res.diversity
+    return out
+
+
+def train_run(config: RunConfig, out_dir: str | Path, data_dir: str | None = None, quiet: bool = False,
+              split: Split | None = None) -> dict[str, Any]:
+    """Train, select on validation, evaluate test once; write the run directory. Returns metrics."""
+    out = Path(out_dir)
+    split = split or load_split(config, data_dir)  # bad data fails before anything is written
+    torch.manual_seed(config.seed)  # initial weights
+    model = build_model(config.model, config.params, split.num_items)
+    if config.train.init_from:
+        init, _, _ = load_run(config.train.init_from)
+        model.load_state_dict(init.state_dict(), strict=False)
+    fresh = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out)
+        save_id_map(split.data.id_map, split.num_items, out)
+        log = Logger(out / "log.txt", quiet)
+        log(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} model={config.model} dataset={config.dataset} seed={config.seed} "
+            f"users={split.data.num_users} items={split.num_items}")
+        trainer = Trainer(model, split, config, out, log, progress=not quiet)
+        result = trainer.fit()
+    except BaseException:
+        if fresh and not (out / "state.pt").exists():
+            shutil.rmtree(out, ignore_errors=True)  # nothing worth resuming was saved
+        raise
+    save_weights(model, out / WEIGHTS)
+    metrics = evaluate_both(model, split, config)
+    metrics.update({
+        "model": config.model, "dataset": config.dataset, "seed": config.seed,
+        "train_seconds": round(result.seconds, 2),
+        "stages": [s.__dict__ for s in result.stages],
+        "protocols": PROTOCOL_NOTE,
+    })
+    atomic_write_json(out / "metrics.json", metrics)
+    log(f"test paper  {fmt_metrics(metrics['test']['paper'])}")
+    log(f"test masked {fmt_metrics(metrics['test']['masked'])}")
+    return metrics
+
+
+def fmt_metrics(m: dict[str, float], keys: tuple[str, ...] = ("HR@10", "HR@20", "NDCG@10", "NDCG@20")) -> str:
+    return " ".join(f"{k}={100 * m[k]:.2f}%" for k in keys)
+
+
+def data_summary(data: SequenceData) -> str:
+    s = data.stats()
+    return f"{s['dataset']}: {s['users']} users, {s['items']} items, {s['interactions']} interactions"

@@ -1,0 +1,174 @@
+"""The model-agnostic trainer: stages, early stopping, best checkpoint, resume.
+
+For each stage the model declares (``model.stages()``), the trainer builds an Adam optimizer
+over the parameters that require grad, trains epoch by epoch, validates every
+``eval_every`` epochs, keeps the best weights by the validation metric and stops after
+``patience`` validations without improvement. After every validation it writes
+``state.pt`` atomically, so an interrupted run resumes from its last validated epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fave.config import RunConfig
+from fave.data.batching import count_batches, train_batches
+from fave.data.dataset import Split
+from fave.evaluation.evaluator import evaluate
+from fave.models.base import SeqRecModel
+from fave.training.checkpoint import BEST, STATE, load_state, save_state, save_weights
+
+
+@dataclass
+class StageResult:
+    name: str
+    epochs: int
+    seconds: float
+    best_epoch: int
+    best_metric: float
+
+
+@dataclass
+class TrainResult:
+    stages: list[StageResult] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+
+def _state_bytes(model: SeqRecModel) -> bytes:
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getvalue()
+
+
+def _restore(model: SeqRecModel, blob: bytes) -> None:
+    model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))
+
+
+class Trainer:
+    """Trains ``model`` on ``split.train``; validation on ``split.eval_set('valid')``."""
+
+    def __init__(
+        self,
+        model: SeqRecModel,
+        split: Split,
+        config: RunConfig,
+        run_dir: Path | None = None,
+        log: Callable[[str], None] = print,
+        progress: bool = True,
+    ) -> None:
+        self.model, self.split, self.config = model, split, config
+        self.run_dir, self.log, self.progress = run_dir, log, progress
+        self.layout = config.train.layout if config.train.layout != "auto" else model.default_layout
+
+    def validate(self) -> dict[str, dict[str, float]]:
+        t = self.config.train
+        res = evaluate(self.model, self.split.eval_set("valid"), self.config.data.max_len, t.eval_batch_size, seed=t.eval_seed)
+        self.model.observe(self.split.train)
+        return res.metrics
+
+    def fit(self) -> TrainResult:
+        cfg, t = self.config, self.config.train
+        if t.threads > 0:
+            torch.set_num_threads(t.threads)
+        state_path = self.run_dir / STATE if self.run_dir else None
+        state = load_state(state_path) if state_path else None
+        result = TrainResult([StageResult(**s) for s in state["done"]] if state else [])
+        if state:
+            self.log(f"resuming from {state_path}: stage {state['stage']} epoch {state['epoch']}")
+        if not self.model.trainable:
+            return result
+        for si, plan in enumerate(self.model.stages()):
+            if state and si < state["stage"]:
+                self.model.begin_stage(plan.name)
+                continue
+            self.model.begin_stage(plan.name)
+            self.model.observe(self.split.train)
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            wd = t.weight_decay if plan.weight_decay is None else plan.weight_decay
+            opt = torch.optim.Adam(params, lr=t.lr * plan.lr_scale, weight_decay=wd)
+            epochs = plan.epochs if plan.epochs is not None else t.epochs
+            start, best, best_epoch, bad, seconds, best_blob = 0, -math.inf, -1, 0, 0.0, None
+            if state and si == state["stage"] and "optimizer" not in state:
+                self.model.load_state_dict(state["model"])  # previous stage finished
+                state = None
+            if state and si == state["stage"]:
+                self.model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+                start, best, best_epoch, bad, seconds = state["epoch"], state["best"], state["best_epoch"], state["bad"], state["seconds"]
+                best_blob = state["best_blob"]
+                state = None
+            stopped = False
+            for epoch in range(start, epochs):
+                t0 = time.perf_counter()
+                loss_sum, parts_sum, n = self._train_epoch(opt, si, epoch, plan.name)
+                seconds += time.perf_counter() - t0
+                last = epoch + 1 == epochs or (t.time_budget_s and seconds >= t.time_budget_s)
+                if (epoch + 1) % t.eval_every and not last:
+                    continue
+                metrics = self.validate()
+                value = metrics[t.select_protocol][t.select_metric]
+                if value > best:
+                    best, best_epoch, bad, best_blob = value, epoch, 0, _state_bytes(self.model)
+                    if self.run_dir:
+                        save_weights(self.model, self.run_dir / BEST)
+                else:
+                    bad += 1
+                parts = " ".join(f"{k}={v / max(1, n):.4f}" for k, v in parts_sum.items())
+                self.log(
+                    f"stage={plan.name} epoch={epoch + 1} loss={loss_sum / max(1, n):.4f} {parts} "
+                    f"valid_{t.select_protocol}_{t.select_metric}={value:.4f} best={best:.4f}@{best_epoch + 1} "
+                    f"time={seconds:.1f}s"
+                )
+                stopped = bad >= t.patience or bool(last)
+                if state_path:
+                    save_state(state_path, {
+                        "stage": si, "epoch": epoch + 1, "best": best, "best_epoch": best_epoch, "bad": bad,
+                        "seconds": seconds, "best_blob": best_blob, "model": self.model.state_dict(),
+                        "optimizer": opt.state_dict(), "done": [s.__dict__ for s in result.stages],
+                    })
+                if stopped:
+                    break
+            if best_blob is not None:
+                _restore(self.model, best_blob)
+            result.stages.append(StageResult(plan.name, epoch + 1 if epochs else 0, seconds, best_epoch + 1, best))
+            if state_path:
+                save_state(state_path, {"stage": si + 1, "epoch": 0, "done": [s.__dict__ for s in result.stages], "model": self.model.state_dict()})
+        if state is not None:  # every stage had finished before the interruption
+            self.model.load_state_dict(state["model"])
+        return result
+
+    def _train_epoch(self, opt: torch.optim.Optimizer, stage: int, epoch: int, name: str) -> tuple[float, dict[str, float], int]:
+        cfg, t = self.config, self.config.train
+        seed = (cfg.seed * 1_000_003 + stage * 10_007 + epoch) % (2**31)
+        torch.manual_seed(seed)  # a resumed epoch draws exactly what it would have drawn
+        rng = np.random.default_rng(seed)
+        self.model.train()
+        batches = train_batches(self.split.train, self.layout, cfg.data.max_len, t.batch_size, rng)
+        total = count_batches(self.split.train, self.layout, t.batch_size)
+        loss_sum, parts_sum, n = 0.0, {}, 0
+        bar = tqdm(batches, total=total, desc=f"{name} {epoch + 1}", leave=False, disable=not self.progress)
+        for batch in bar:
+            out = self.model.loss(batch.to(self.model.device))
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], t.grad_clip)
+            opt.step()
+            loss_sum += float(out.loss.detach())
+            for k, v in out.parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v
+            n += 1
+            bar.set_postfix(loss=f"{loss_sum / n:.4f}")
+        return loss_sum, parts_sum, n

@@ -1,0 +1,101 @@
+"""DreamRec: contract on a random batch, the sampler's call count and schedule, overfitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fave.data.batching import Batch, eval_batches, train_batches
+from fave.models.dreamrec import DreamRec, DreamRecConfig, linear_alpha_bars
+
+N_ITEMS = 20
+
+
+def chain_data(num_users: int = 8, length: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
+    """Item i is always followed by i % N + 1; user u starts at item 3u + 1.
+    -> (training sequences, the next item after each)."""
+    seqs = [np.array([(3 * u + k) % N_ITEMS + 1 for k in range(length)]) for u in range(num_users)]
+    return [s[:-1] for s in seqs], np.array([s[-1] for s in seqs])
+
+
+def random_batch(layout: str) -> Batch:
+    rng = np.random.default_rng(0)
+    train = [rng.integers(1, N_ITEMS + 1, size=n) for n in (2, 5, 9, 3)]
+    return next(train_batches(train, layout, max_len=8, batch_size=4, rng=rng))
+
+
+def small(**kw: object) -> DreamRecConfig:
+    return DreamRecConfig(**{"hidden": 16, "heads": 2, "steps": 10, "max_len": 8, **kw})
+
+
+def test_loss_and_scores_on_a_random_batch() -> None:
+    torch.manual_seed(0)
+    for kind, ce in (("mlp1", 0.0), ("mlp2", 0.5)):
+        model = DreamRec(small(denoiser=kind, ce_weight=ce), N_ITEMS)
+        for layout in ("parallel", "prefix"):
+            batch = random_batch(layout)
+            out = model.loss(batch)
+            assert torch.isfinite(out.loss) and ("ce" in out.parts) == (ce > 0)
+            model.zero_grad()
+            out.loss.backward()
+            assert all(p.grad is not None for p in model.parameters())
+            model.eval()
+            scores = model.score_all(batch)
+            model.train()
+            assert scores.shape == (len(batch), N_ITEMS) and torch.isfinite(scores).all()
+
+
+def test_sampler_calls_the_denoiser_once_per_configured_step() -> None:
+    torch.manual_seed(0)
+    batch = random_batch("prefix")
+    for steps, sample_steps, expected in ((10, 0, 10), (10, 4, 4), (10, 1, 1), (7, 7, 7)):
+        model = DreamRec(small(steps=steps, sample_steps=sample_steps), N_ITEMS).eval()
+        calls = []
+        model.denoiser.register_forward_hook(lambda m, args, out: calls.append(int(args[2][0])))
+        model.score_all(batch)
+        assert len(calls) == expected
+        assert calls == sorted(calls, reverse=True) and calls[-1] == 0  # noisiest first, ends at 0
+        if sample_steps in (0, steps):
+            assert calls == list(range(steps - 1, -1, -1))
+
+
+def test_sampling_is_reproducible_with_a_generator() -> None:
+    torch.manual_seed(0)
+    model = DreamRec(small(), N_ITEMS).eval()
+    batch = random_batch("prefix")
+    a = model.score_all(batch, torch.Generator().manual_seed(3))
+    b = model.score_all(batch, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b)
+
+
+def test_schedule_ends_near_the_prior_for_any_number_of_steps() -> None:
+    for steps in (10, 100, 1000):
+        abar = linear_alpha_bars(steps, 1e-4, 0.02)
+        assert abar.shape == (steps,) and (abar[1:] < abar[:-1]).all()
+        assert abar[0] > 0.9 and abar[-1] < 1e-3
+
+
+def test_overfits_a_deterministic_chain() -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    train, targets = chain_data()
+    cfg = DreamRecConfig(hidden=32, heads=2, dropout=0.0, steps=20, sample_steps=5, max_len=12)
+    model = DreamRec(cfg, N_ITEMS)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    rng = np.random.default_rng(0)
+    losses = []
+    for _ in range(300):
+        for batch in train_batches(train, "parallel", max_len=12, batch_size=8, rng=rng):
+            loss = model.loss(batch).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+    assert np.mean(losses[-20:]) < 0.2 * np.mean(losses[:5])
+    model.eval()
+    users = np.arange(len(train))
+    hits = 0
+    for _, batch in eval_batches(users, train, targets, max_len=12, batch_size=8):
+        scores = model.score_all(batch, torch.Generator().manual_seed(0))
+        hits += int((scores.argmax(1) + 1 == batch.target).sum())
+    assert hits >= len(users) - 1

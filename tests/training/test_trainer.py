@@ -1,0 +1,135 @@
+"""Short SASRec runs through ``train_run``: the run directory, reloading, seeds and resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from fave.config import DataConfig, RunConfig, TrainConfig
+from fave.data.dataset import IdMap, SequenceData, Split
+from fave.training import run as run_mod
+from fave.training.checkpoint import load_run
+from fave.training.trainer import Trainer
+
+N_USERS, N_ITEMS = 30, 25
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, N_ITEMS + 1, size=rng.integers(4, 12)) for _ in range(N_USERS)]
+    ids = IdMap([f"user{u}" for u in range(N_USERS)], [f"item{i}" for i in range(1, N_ITEMS + 1)])
+    return Split(SequenceData("tiny", seqs, N_ITEMS, ids))
+
+
+def config(epochs: int = 4, seed: int = 0, **train) -> RunConfig:
+    train = {"batch_size": 8, "eval_batch_size": 64, "lr": 1e-2, "patience": 100, "threads": 1, **train}
+    return RunConfig(
+        model="sasrec",
+        dataset="tiny",
+        seed=seed,
+        data=DataConfig(max_len=8),
+        train=TrainConfig(epochs=epochs, **train),
+        params={"hidden": 16, "heads": 2, "layers": 1, "dropout": 0.2, "max_len": 8},
+    )
+
+
+def outcome(metrics: dict) -> dict:
+    """The parts of metrics.json that a seed determines (not the wall-clock times)."""
+    return {k: metrics[k] for k in ("valid", "test", "diversity")}
+
+
+def test_run_directory_contents(split: Split, tmp_path) -> None:
+    out = tmp_path / "run"
+    metrics = run_mod.train_run(config(epochs=2), out, quiet=True, split=split)
+    for name in ("config.yaml", "metrics.json", "log.txt", "model.safetensors", "id_map.json"):
+        assert (out / name).is_file(), name
+
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    for phase in ("valid", "test"):
+        assert set(saved[phase]) == {"paper", "masked"}
+        for protocol in ("paper", "masked"):
+            assert {"HR@10", "NDCG@10", "HR@20", "NDCG@20"} <= set(saved[phase][protocol])
+            assert all(0.0 <= v <= 1.0 for v in saved[phase][protocol].values())
+    assert saved["seed"] == 0 and saved["train_seconds"] >= 0
+    assert saved["stages"][0]["epochs"] == 2
+
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["model"] == "sasrec" and cfg["train"]["epochs"] == 2 and cfg["params"]["hidden"] == 16
+    id_map = json.loads((out / "id_map.json").read_text())
+    assert id_map == {"num_items": N_ITEMS, "users": split.data.id_map.users, "items": split.data.id_map.items}
+    log = (out / "log.txt").read_text()
+    assert "stage=main epoch=1 " in log and "stage=main epoch=2 " in log and "test paper" in log
+
+
+def test_load_run_reproduces_the_test_metrics(split: Split, tmp_path) -> None:
+    out = tmp_path / "run"
+    metrics = run_mod.train_run(config(epochs=2), out, quiet=True, split=split)
+    model, cfg, id_map = load_run(out)
+    assert cfg == config(epochs=2)
+    assert id_map == split.data.id_map
+    again = run_mod.evaluate_both(model, split, cfg)
+    assert again["test"] == metrics["test"]
+    assert again["valid"] == metrics["valid"]
+
+
+def test_a_fixed_seed_reproduces_a_run_exactly(split: Split, tmp_path) -> None:
+    a = run_mod.train_run(config(epochs=2), tmp_path / "a", quiet=True, split=split)
+    b = run_mod.train_run(config(epochs=2), tmp_path / "b", quiet=True, split=split)
+    c = run_mod.train_run(config(epochs=2, seed=1), tmp_path / "c", quiet=True, split=split)
+    assert outcome(a) == outcome(b)
+    assert outcome(a) != outcome(c)
+
+
+def test_interrupted_run_resumes_to_the_same_result(split: Split, tmp_path, monkeypatch) -> None:
+    reference = run_mod.train_run(config(epochs=4), tmp_path / "whole", quiet=True, split=split)
+
+    out = tmp_path / "interrupted"
+    original = Trainer._train_epoch
+
+    def interrupt_on_third_epoch(self, opt, stage, epoch, name):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, opt, stage, epoch, name)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_on_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.train_run(config(epochs=4), out, quiet=True, split=split)
+    assert (out / "state.pt").is_file()  # two validated epochs are worth keeping
+    assert not (out / "metrics.json").exists()
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+
+    epochs_run = []
+
+    def counting(self, opt, stage, epoch, name):
+        epochs_run.append(epoch)
+        return original(self, opt, stage, epoch, name)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", counting)
+    resumed = run_mod.train_run(config(epochs=4), out, quiet=True, split=split)
+    assert epochs_run == [2, 3]  # only the epochs that had not been validated
+    log = (out / "log.txt").read_text()
+    assert "resuming" in log and "epoch 2" in log
+    assert outcome(resumed) == outcome(reference)
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement(split: Split, tmp_path) -> None:
+    # lr = 0: the validation metric never improves on the first evaluation
+    cfg = config(epochs=10, lr=0.0, patience=2)
+    metrics = run_mod.train_run(cfg, tmp_path / "run", quiet=True, split=split)
+    stage = metrics["stages"][0]
+    assert stage["epochs"] == 3 and stage["best_epoch"] == 1
+
+
+def test_a_failed_fresh_run_leaves_no_directory(split: Split, tmp_path, monkeypatch) -> None:
+    def boom(self, opt, stage, epoch, name):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Trainer, "_train_epoch", boom)
+    with pytest.raises(RuntimeError):
+        run_mod.train_run(config(epochs=2), tmp_path / "run", quiet=True, split=split)
+    assert not (tmp_path / "run").exists()
