@@ -9,6 +9,7 @@ config is saved with every run, so a run can be reproduced from its directory al
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -62,6 +63,7 @@ class RunConfig:
 
 
 SECTIONS = ("data", "train", "params")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 def _coerce(cls_name: str, f: dataclasses.Field, value: Any) -> Any:
@@ -80,6 +82,8 @@ def _coerce(cls_name: str, f: dataclasses.Field, value: Any) -> Any:
             return value
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if t is float and isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
         if t is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         if t in (list, tuple) or typing.get_origin(t) in (list, tuple):
@@ -87,7 +91,8 @@ def _coerce(cls_name: str, f: dataclasses.Field, value: Any) -> Any:
                 return list(value)
     if not isinstance(typ, type) and typing.get_origin(typ) is None and typ not in (int, float, str, bool):
         return value
-    raise FaveError(f"config key {cls_name}.{f.name}: expected {typ}, got {value!r}")
+    expected = getattr(typ, "__name__", typ)
+    raise FaveError(f"config key {cls_name}.{f.name}: expected {expected}, got {value!r}")
 
 
 def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:

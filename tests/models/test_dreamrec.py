@@ -50,13 +50,24 @@ def test_sampler_calls_the_denoiser_once_per_configured_step() -> None:
     batch = random_batch("prefix")
     for steps, sample_steps, expected in ((10, 0, 10), (10, 4, 4), (10, 1, 1), (7, 7, 7)):
         model = DreamRec(small(steps=steps, sample_steps=sample_steps), N_ITEMS).eval()
-        calls = []
-        model.denoiser.register_forward_hook(lambda m, args, out: calls.append(int(args[2][0])))
+        calls: list[int] = []
+        model.denoiser.register_forward_hook(
+            lambda m, args, out, calls=calls: calls.append(int(args[2][0]))
+        )
         model.score_all(batch)
         assert len(calls) == expected
         assert calls == sorted(calls, reverse=True) and calls[-1] == 0  # noisiest first, ends at 0
         if sample_steps in (0, steps):
             assert calls == list(range(steps - 1, -1, -1))
+
+
+def test_sampler_returns_the_guided_prediction_of_a_constant_denoiser() -> None:
+    """If f(x_k, h, k) = c for every input, (1 + w) c - w c = c whatever the noise."""
+    torch.manual_seed(0)
+    model = DreamRec(small(sample_steps=4, guidance=3.0), N_ITEMS).eval()
+    c = torch.arange(16.0) / 16
+    model.denoiser.forward = lambda x_k, h, k: c.expand_as(x_k)  # type: ignore[method-assign]
+    torch.testing.assert_close(model.sample(torch.randn(5, 16)), c.expand(5, 16))
 
 
 def test_sampling_is_reproducible_with_a_generator() -> None:

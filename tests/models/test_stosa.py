@@ -35,7 +35,9 @@ def test_wasserstein_distance_by_hand() -> None:
     a_m, b_m = torch.randn(2, 3, 5, 8, generator=g), torch.randn(2, 4, 8, generator=g)
     a_c, b_c = torch.rand(2, 3, 5, 8, generator=g) + 0.1, torch.rand(2, 4, 8, generator=g) + 0.1
     pair = wasserstein2_pairwise(a_m, a_c, b_m.unsqueeze(1), b_c.unsqueeze(1))  # [2, 3, 5, 4]
-    each = wasserstein2(a_m[..., :, None, :], a_c[..., :, None, :], b_m[:, None, None], b_c[:, None, None])
+    each = wasserstein2(
+        a_m[..., :, None, :], a_c[..., :, None, :], b_m[:, None, None], b_c[:, None, None]
+    )
     torch.testing.assert_close(pair, each, rtol=1e-4, atol=1e-4)
 
 

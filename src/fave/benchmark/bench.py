@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from fave.benchmark.flops import Scorer, count_flops
 from fave.benchmark.floor import FloorScorer, flow_net
+from fave.benchmark.flops import Scorer, count_flops
 from fave.benchmark.latency import round_robin, round_robin_passes, summary_ms, user_batch
 from fave.benchmark.memory import measure_memory
 from fave.data.batching import eval_batches
@@ -104,19 +104,31 @@ def run_bench(
     one = user_batch(eval_set, [int(rng.integers(n_users))], max_len, device)
     for name, scorer in scorers.items():
         model = owners[name]
-        rows[name]["params"] = sum(p.numel() for p in model.parameters()) if model is not None else None
+        rows[name]["params"] = (
+            sum(p.numel() for p in model.parameters()) if model is not None else None
+        )
         rows[name]["network_calls"] = _network_calls(model, scorer, one) if model is not None else 1
 
     say("counting FLOPs")
     n_flop = n_users if flop_users is None else min(flop_users, n_users)
     pick = np.sort(rng.choice(n_users, n_flop, replace=False))
-    flop_batches = [b.to(device) for _, b in eval_batches(
-        eval_set.users[pick], [eval_set.inputs[j] for j in pick], eval_set.targets[pick], max_len, flop_batch_size)]
+    flop_batches = [
+        b.to(device)
+        for _, b in eval_batches(
+            eval_set.users[pick],
+            [eval_set.inputs[j] for j in pick],
+            eval_set.targets[pick],
+            max_len,
+            flop_batch_size,
+        )
+    ]
     for name, scorer in scorers.items():
         rows[name]["flops_per_user"] = count_flops(scorer, flop_batches) / n_flop
 
-    size_batches = {bs: user_batch(eval_set, rng.choice(n_users, bs, replace=n_users < bs), max_len, device)
-                    for bs in batch_sizes}
+    size_batches = {
+        bs: user_batch(eval_set, rng.choice(n_users, bs, replace=n_users < bs), max_len, device)
+        for bs in batch_sizes
+    }
     say("measuring memory")
     largest = size_batches[max(batch_sizes)] if batch_sizes else one
     for name, scorer in scorers.items():
@@ -139,10 +151,16 @@ def run_bench(
         say(f"throughput at batch size {bs}")
         for name, seconds in round_robin(scorers, [batch], repeats).items():
             rows[name].setdefault("throughput", {})[str(bs)] = {
-                "users_per_s": bs / float(np.median(seconds)), "batch_ms": summary_ms(seconds)}
+                "users_per_s": bs / float(np.median(seconds)),
+                "batch_ms": summary_ms(seconds),
+            }
 
-    test_batches = [b.to(device) for _, b in eval_batches(
-        eval_set.users, eval_set.inputs, eval_set.targets, max_len, eval_batch_size)]
+    test_batches = [
+        b.to(device)
+        for _, b in eval_batches(
+            eval_set.users, eval_set.inputs, eval_set.targets, max_len, eval_batch_size
+        )
+    ]
     passes = repeats if test_set_repeats is None else test_set_repeats
     say(f"whole test set: {n_users} users, {passes} pass(es) per model")
     for name, seconds in round_robin_passes(scorers, test_batches, passes).items():
@@ -158,11 +176,23 @@ def run_bench(
                 "test_set_s": row["test_set_s"] / rows[ref]["test_set_s"],
             }
     meta = {
-        "dataset": dataset, "users": n_users, "num_items": num_items.pop(), "max_len": max_len,
-        "device": str(device), "device_name": _device_name(device), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "batch_sizes": list(batch_sizes), "latency_users": len(lat_batches),
-        "repeats": repeats, "test_set_repeats": passes, "eval_batch_size": eval_batch_size,
-        "flop_users": n_flop, "seed": seed, "reference": ref, "floor": FLOOR in rows,
+        "dataset": dataset,
+        "users": n_users,
+        "num_items": num_items.pop(),
+        "max_len": max_len,
+        "device": str(device),
+        "device_name": _device_name(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "batch_sizes": list(batch_sizes),
+        "latency_users": len(lat_batches),
+        "repeats": repeats,
+        "test_set_repeats": passes,
+        "eval_batch_size": eval_batch_size,
+        "flop_users": n_flop,
+        "seed": seed,
+        "reference": ref,
+        "floor": FLOOR in rows,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "notes": (
             "FLOPs: matrix products counted by torch FlopCounterMode on score_all (every sampling "

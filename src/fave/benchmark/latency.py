@@ -18,7 +18,9 @@ from fave.data.batching import Batch, left_pad
 from fave.data.dataset import EvalSet
 
 
-def user_batch(eval_set: EvalSet, rows: Sequence[int], max_len: int, device: torch.device | str) -> Batch:
+def user_batch(
+    eval_set: EvalSet, rows: Sequence[int], max_len: int, device: torch.device | str
+) -> Batch:
     """The test users ``rows`` as one left-padded batch (padded to its longest history)."""
     rows = np.asarray(rows, dtype=np.int64)
     return Batch(
@@ -50,7 +52,9 @@ def rotated(names: Sequence[str], i: int) -> list[str]:
     return list(names[k:]) + list(names[:k])
 
 
-def round_robin(scorers: dict[str, Scorer], batches: Sequence[Batch], rounds: int = 1) -> dict[str, list[float]]:
+def round_robin(
+    scorers: dict[str, Scorer], batches: Sequence[Batch], rounds: int = 1
+) -> dict[str, list[float]]:
     """For each round and batch, time every scorer once (rotating the order).
 
     -> seconds per (round, batch) for every scorer, in the order measured.
@@ -66,7 +70,9 @@ def round_robin(scorers: dict[str, Scorer], batches: Sequence[Batch], rounds: in
     return times
 
 
-def round_robin_passes(scorers: dict[str, Scorer], batches: Sequence[Batch], rounds: int) -> dict[str, list[float]]:
+def round_robin_passes(
+    scorers: dict[str, Scorer], batches: Sequence[Batch], rounds: int
+) -> dict[str, list[float]]:
     """Whole passes over ``batches`` (e.g. the test set), one per model per round, rotated.
 
     -> the seconds of each pass for every scorer.
@@ -82,4 +88,9 @@ def round_robin_passes(scorers: dict[str, Scorer], batches: Sequence[Batch], rou
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
     """p50, p95 and mean of a list of durations, in milliseconds."""
     ms = 1000 * np.asarray(seconds, dtype=np.float64)
-    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "mean": float(ms.mean()), "n": len(ms)}
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "mean": float(ms.mean()),
+        "n": len(ms),
+    }

@@ -8,8 +8,16 @@ from fave.io_utils import atomic_write_json, atomic_write_text
 
 #: Paper Table 3 (per sample, NVIDIA L40), FAVE-NOTES sec. 7: GFLOPs, latency ms, test set s.
 PAPER_TABLE3: dict[str, dict[str, tuple[float, float, float]]] = {
-    "ml-100k": {"DiffuRec": (1.26, 105.97, 2.57), "FMRec": (1.32, 98.04, 2.34), "FAVE": (0.04, 4.44, 0.10)},
-    "beauty": {"DiffuRec": (1.26, 103.19, 42.21), "FMRec": (1.96, 93.74, 40.44), "FAVE": (0.07, 4.49, 2.25)},
+    "ml-100k": {
+        "DiffuRec": (1.26, 105.97, 2.57),
+        "FMRec": (1.32, 98.04, 2.34),
+        "FAVE": (0.04, 4.44, 0.10),
+    },
+    "beauty": {
+        "DiffuRec": (1.26, 103.19, 42.21),
+        "FMRec": (1.96, 93.74, 40.44),
+        "FAVE": (0.07, 4.49, 2.25),
+    },
 }
 
 
@@ -36,7 +44,8 @@ def render_markdown(result: dict) -> str:
         f"# Efficiency on {meta.get('dataset') or 'the test set'}",
         "",
         f"{meta['users']} test users, {meta['num_items']} items, max_len {meta['max_len']}; "
-        f"device {meta['device']} ({meta['device_name']}), {meta['threads']} threads, torch {meta['torch']}; "
+        f"device {meta['device']} ({meta['device_name']}), {meta['threads']} threads, "
+        f"torch {meta['torch']}; "
         f"{meta['date']}.",
         "",
         f"| Model | FLOPs/user | Latency p50 (ms) | Whole test set (s) | FLOPs / {name_ref} "
@@ -45,9 +54,10 @@ def render_markdown(result: dict) -> str:
     ]
     for name, r in rows.items():
         vs = r.get("vs_reference", {})
+        ratios = " | ".join(_ratio(vs.get(k)) for k in ("flops", "latency_p50", "test_set_s"))
         lines.append(
-            f"| {name} | {si(r['flops_per_user'])} | {r['latency_ms']['p50']:.2f} | {r['test_set_s']:.2f} "
-            f"| {_ratio(vs.get('flops'))} | {_ratio(vs.get('latency_p50'))} | {_ratio(vs.get('test_set_s'))} |"
+            f"| {name} | {si(r['flops_per_user'])} | {r['latency_ms']['p50']:.2f} "
+            f"| {r['test_set_s']:.2f} | {ratios} |"
         )
     sizes = [str(b) for b in meta["batch_sizes"]]
     lines += [
@@ -62,16 +72,25 @@ def render_markdown(result: dict) -> str:
         calls = "-" if r["network_calls"] is None else str(r["network_calls"])
         lines.append(
             f"| {name} | {si(r['params'])} | {si(r.get('inference_params'))} | {calls} "
-            f"| {r['latency_ms']['p95']:.2f} | {thr}{' |' if sizes else ''} {r['peak_memory_mb']:.1f} |"
+            f"| {r['latency_ms']['p95']:.2f} | {thr}{' |' if sizes else ''} "
+            f"{r['peak_memory_mb']:.3g} |"
         )
     lines += ["", meta["notes"]]
     if meta.get("floor"):
-        lines += ["", "`floor`: one bare forward pass of FAVE's network plus scoring against all items "
-                      "(no prior construction), the lower bound of a one-step model's latency."]
+        lines += [
+            "",
+            "`floor`: one bare forward pass of FAVE's network plus scoring against all items "
+            "(no prior construction), the lower bound of a one-step model's latency.",
+        ]
     paper = PAPER_TABLE3.get(str(meta.get("dataset")))
     if paper:
-        lines += ["", "Paper Table 3 (per sample, NVIDIA L40), for comparison:", "",
-                  "| Model | FLOPs | Latency (ms) | Whole test set (s) |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "Paper Table 3 (per sample, NVIDIA L40), for comparison:",
+            "",
+            "| Model | FLOPs | Latency (ms) | Whole test set (s) |",
+            "|---|---:|---:|---:|",
+        ]
         lines += [f"| {m} | {g:.2f} G | {ms:.2f} | {s:.2f} |" for m, (g, ms, s) in paper.items()]
     return "\n".join(lines) + "\n"
 

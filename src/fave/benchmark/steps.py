@@ -20,7 +20,9 @@ from fave.models.base import SeqRecModel
 METRICS = ("HR@10", "HR@20", "NDCG@10", "NDCG@20")
 
 
-def _evaluate_seeds(model: SeqRecModel, eval_set: EvalSet, max_len: int, seeds: Sequence[int], batch_size: int) -> dict:
+def _evaluate_seeds(
+    model: SeqRecModel, eval_set: EvalSet, max_len: int, seeds: Sequence[int], batch_size: int
+) -> dict:
     """Mean and standard deviation over seeds of every metric, per protocol, and eval seconds."""
     runs, seconds = [], []
     for seed in seeds:
@@ -53,25 +55,39 @@ def run_steps(
     of ``reference`` (FAVE, one step) evaluated once per seed. Returns a JSON-ready dict."""
     say = log or (lambda _: None)
     if not hasattr(model.config, "sample_steps"):
-        raise FaveError(f"{type(model).__name__} has no params.sample_steps; use an FMRec or DiffuRec run")
+        raise FaveError(
+            f"{type(model).__name__} has no params.sample_steps; use an FMRec or DiffuRec run"
+        )
     original = model.config.sample_steps
     curve = []
     try:
         for k in steps:
             model.config.sample_steps = int(k)
             say(f"{name}: {k} step(s)")
-            curve.append({"steps": int(k), **_evaluate_seeds(model, eval_set, max_len, seeds, batch_size)})
+            curve.append(
+                {"steps": int(k), **_evaluate_seeds(model, eval_set, max_len, seeds, batch_size)}
+            )
     finally:
         model.config.sample_steps = original
     result: dict = {
-        "meta": {"dataset": dataset, "users": len(eval_set.targets), "max_len": max_len, "seeds": list(seeds),
-                 "trained_steps": original},
-        "model": name, "curve": curve, "reference": None,
+        "meta": {
+            "dataset": dataset,
+            "users": len(eval_set.targets),
+            "max_len": max_len,
+            "seeds": list(seeds),
+            "trained_steps": original,
+        },
+        "model": name,
+        "curve": curve,
+        "reference": None,
     }
     if reference is not None:
         say(f"{reference_name}: one step")
-        result["reference"] = {"name": reference_name, "steps": 1,
-                               **_evaluate_seeds(reference, eval_set, max_len, seeds, batch_size)}
+        result["reference"] = {
+            "name": reference_name,
+            "steps": 1,
+            **_evaluate_seeds(reference, eval_set, max_len, seeds, batch_size),
+        }
     return result
 
 
@@ -84,10 +100,15 @@ def render_steps_markdown(result: dict, protocol: str = "paper") -> str:
     """Rows = (model, steps); columns = test metrics (%) under ``protocol`` and eval time."""
     meta = result["meta"]
     lines = [
-        f"# Accuracy vs sampling steps on {meta.get('dataset') or 'the test set'} ({protocol} protocol)",
+        f"# Accuracy vs sampling steps on {meta.get('dataset') or 'the test set'} "
+        f"({protocol} protocol)",
         "",
         f"{meta['users']} test users; metrics in %, mean"
-        + (f" ± std over {len(meta['seeds'])} seeds" if len(meta["seeds"]) > 1 else f" (seed {meta['seeds'][0]})")
+        + (
+            f" ± std over {len(meta['seeds'])} seeds"
+            if len(meta["seeds"]) > 1
+            else f" (seed {meta['seeds'][0]})"
+        )
         + f"; {result['model']} was trained for {meta['trained_steps']} step(s).",
         "",
         "| Model | Steps | " + " | ".join(METRICS) + " | Test set eval (s) |",
@@ -102,7 +123,12 @@ def render_steps_markdown(result: dict, protocol: str = "paper") -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_steps(result: dict, path: str | Path, protocol: str = "paper", metrics: Sequence[str] = ("HR@20", "NDCG@20")) -> Path:
+def plot_steps(
+    result: dict,
+    path: str | Path,
+    protocol: str = "paper",
+    metrics: Sequence[str] = ("HR@20", "NDCG@20"),
+) -> Path:
     """One panel per metric: the model's curve over steps (log scale), FAVE's one step as a star."""
     import matplotlib
 
@@ -112,14 +138,22 @@ def plot_steps(result: dict, path: str | Path, protocol: str = "paper", metrics:
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
     steps = [r["steps"] for r in result["curve"]]
     ref = result.get("reference")
-    for ax, m in zip(axes[0], metrics):
+    for ax, m in zip(axes[0], metrics, strict=True):
         y = [100 * r[protocol][m] for r in result["curve"]]
         err = [100 * r[f"{protocol}_std"][m] for r in result["curve"]]
         ax.errorbar(steps, y, yerr=err, marker="o", capsize=3, label=result["model"])
         if ref:
             v = 100 * ref[protocol][m]
             ax.axhline(v, color="C1", linestyle="--", linewidth=1)
-            ax.plot([1], [v], marker="*", markersize=14, color="C1", linestyle="none", label=f"{ref['name']} (1 step)")
+            ax.plot(
+                [1],
+                [v],
+                marker="*",
+                markersize=14,
+                color="C1",
+                linestyle="none",
+                label=f"{ref['name']} (1 step)",
+            )
         ax.set_xscale("log")
         ax.set_xticks(steps, [str(s) for s in steps])
         ax.set_xlabel("sampling steps (network calls)")

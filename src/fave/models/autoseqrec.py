@@ -2,33 +2,36 @@
 
 Three matrices are built from the visible sequences in ``observe(inputs)``:
 ``R`` [U, N] user-item counts, ``T`` [N, N] item transitions (``T[i, j]`` = how often j
-directly follows i) and its transpose. One shared encoder ``enc: R^N -> R^D`` reads any of
-their rows; three decoders reconstruct them:
-- ``dec_user(enc(R[u]))``: the user's row, long-term collaborative interest;
-- ``dec_out(enc(T[i]))``: item i's out-transitions (what follows i);
-- ``dec_in(enc(T^T[i]))``: item i's in-transitions (what precedes i).
-Each is trained by MSE reconstruction of its rows (as the public code; no ranking loss).
+directly follows i) and its transpose. One shared encoder ``enc: R^N -> R^D`` (Linear,
+Dropout, ReLU) reads any of their rows; three decoders reconstruct them:
+- ``dec_user(enc(R[u]))``: the user's row, long-term collaborative interest (sigmoid);
+- ``dec_out(enc(T[i]))``: item i's out-transitions, what follows i (short-term interest);
+- ``dec_in(enc(T^T[i]))``: item i's in-transitions, what precedes i (trains the shared
+  encoder; not itself in the score, as in the public code).
+Each is trained by MSE reconstruction of its rows, as in the public code (no ranking loss).
 
-Scores for user u whose last item is l (public code, ``sliu675/AutoSeqRec``)::
+Scores for user u whose last item is l (combination of the public code, sliu675/AutoSeqRec)::
 
-    s = w_basic (enc(T[l]) * enc(R[u])) @ enc(T^T)^T      # short x long term, [N]
-      + w_item  dec_out(enc(T[l]))                         # transitions out of l
-      + (1 - w_basic - w_item) dec_user(enc(R[u]))         # reconstructed user row
+    s = w_basic  (enc(T[l]) * enc(R[u])) . enc(T^T[j])   for every item j   # short x long
+      + w_item   dec_out(enc(T[l]))                                          # l's successors
+      + (1 - w_basic - w_item) dec_user(enc(R[u]))                           # u's row
 
-and, as in the public code, items the user has already interacted with are pushed to the
-bottom (``exclude_seen``). This makes the ``paper`` protocol score of this model equal its
-``masked`` one; the reconstruction term would otherwise rank history items first.
+and, as in the public code, items the user has interacted with go to the bottom
+(``exclude_seen``). So this model's ``paper`` protocol score equals its ``masked`` one;
+without it the reconstruction term would rank the user's own history first.
 
-Fitting the shared contract:
-- ``loss(batch)`` reconstructs the rows of the batch's users (``batch.user``) and the
-  out/in-transition rows of every item in the batch's histories and targets; the public
-  code instead shuffles mini-batches of user rows and item rows, each with its own
-  optimiser and learning rate (encoder 1e-5, decoders 1e-2 / 1e-3 / 1e-5). One optimiser
-  and the summed loss here.
+Deviations, to fit the shared contract and one optimiser:
+- ``loss(batch)`` reconstructs the rows of the batch's users (``batch.user``) plus the
+  out/in-transition rows of every item in the batch; the public code shuffles mini-batches
+  of user rows and item rows and steps four Adam optimisers (encoder 1e-5, out-decoder 1e-2,
+  user decoder 1e-3, in-decoder 1e-5). Here one optimiser steps the summed loss.
+- Because the encoder now learns as fast as the decoders, its codes grow: the first score
+  term uses L2-normalised codes (so it lies in [0, 1]); with raw codes it swamped the other
+  two. The transition decoders have no output ReLU: it zeroes the gradient of every entry it
+  clips, and reconstruction stalled (MSE 0.4 on a toy chain, where linear outputs reach 1e-7).
 - The public code updates the matrices online after every test interaction; here they are
-  fixed per phase (training parts for validation, + validation items for test).
-- The matrices are data, not weights: they are not saved with the model; call ``observe``
-  after loading.
+  fixed per phase (training parts for validation, + the validation items for test).
+- The matrices are data, not weights: not saved with the model; call ``observe`` after loading.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from torch import Tensor, nn
 from fave.data.batching import Batch
 from fave.models.base import LossOutput, SeqRecModel
 
-SEEN_SCORE = -1024.0  # public code's -(1 << 10); every unseen score is >= 0 (ReLU/sigmoid parts)
+SEEN_SCORE = -1e9  # interacted items (the public code uses -(1 << 10))
 
 
 @dataclass
@@ -54,7 +57,7 @@ class AutoSeqRecConfig:
     dec_dropout: float = 0.2  # Decoder_s / Decoder_t(dropout=0.2); Decoder_u has none
     w_basic: float = 0.2  # --weight_basic 0.2
     w_item: float = 0.2  # --weight_item 0.2 (user weight = 1 - 0.2 - 0.2)
-    exclude_seen: bool = True  # public code: interacted items scored -(1 << 10)
+    exclude_seen: bool = True  # public code: interacted items go to the bottom
 
 
 def sparse_counts(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> Tensor:
@@ -98,7 +101,9 @@ class AutoSeqRec(SeqRecModel):
         if matrix is None:
             raise RuntimeError("AutoSeqRec needs observe(inputs) before loss() or score_all()")
         if len(index) and int(index.max()) >= matrix.shape[0]:
-            raise IndexError(f"row {int(index.max())} asked for, but observe() saw {matrix.shape[0]} rows")
+            raise IndexError(
+                f"row {int(index.max())} asked for; observe() saw {matrix.shape[0]} rows"
+            )
         return matrix.index_select(0, index).to_dense()
 
     # -- network ---------------------------------------------------------------------
@@ -109,14 +114,18 @@ class AutoSeqRec(SeqRecModel):
 
     def loss(self, batch: Batch) -> LossOutput:
         r_u = self._rows(self.R, batch.user)  # [B, N]
-        ids = [batch.history.flatten()] + [t.flatten() for t in (batch.target, batch.targets) if t is not None]
-        ids = torch.cat(ids)
+        targets = [t.flatten() for t in (batch.target, batch.targets) if t is not None]
+        ids = torch.cat([batch.history.flatten(), *targets])
         items = torch.unique(ids[ids > 0]) - 1  # [M] rows of T / T^T
         t_out, t_in = self._rows(self.T, items), self._rows(self.T_in, items)
         user = F.mse_loss(self.dec_user(self.encode(r_u)), r_u)
         out = F.mse_loss(self.dec_out(self.encode(t_out)), t_out)
         into = F.mse_loss(self.dec_in(self.encode(t_in)), t_in)
-        parts = {"user": float(user.detach()), "out": float(out.detach()), "in": float(into.detach())}
+        parts = {
+            "user": float(user.detach()),
+            "out": float(out.detach()),
+            "in": float(into.detach()),
+        }
         return LossOutput(user + out + into, parts)
 
     def score_all(self, batch: Batch) -> Tensor:
@@ -125,12 +134,11 @@ class AutoSeqRec(SeqRecModel):
         z_u = self.encode(r_u)  # [B, D]
         last = batch.history[:, -1]  # left-padded: the most recent item, 0 if none
         z_last = self.encode(self._rows(self.T, (last - 1).clamp_min(0)) * (last > 0).unsqueeze(-1))
-        if self.T_in is None:
-            raise RuntimeError("AutoSeqRec needs observe(inputs) before score_all()")
         z_in = self.encode(self.T_in)  # [N, D]: every item's in-transition code
         unit = lambda z: F.normalize(z, dim=-1)  # noqa: E731
         basic = (unit(z_last) * unit(z_u)) @ unit(z_in).T  # in [0, 1]: codes are >= 0
-        scores = c.w_basic * basic + c.w_item * self.dec_out(z_last) + (1 - c.w_basic - c.w_item) * self.dec_user(z_u)
+        w_user = 1.0 - c.w_basic - c.w_item
+        scores = c.w_basic * basic + c.w_item * self.dec_out(z_last) + w_user * self.dec_user(z_u)
         if c.exclude_seen:
             scores = scores.masked_fill(r_u > 0, SEEN_SCORE)
         return scores

@@ -87,12 +87,20 @@ class DiffuRec(SeqRecModel):
         check_choice("norm", c.norm, ("layer", "rms"))
         backbone = {f.name: getattr(c, f.name) for f in fields(BackboneConfig)}
         backbone["decoder_block"] = min(c.decoder_block, c.layers)  # no decoder: any block will do
-        self.net = FlowBackbone(BackboneConfig(**backbone), num_items, causal=c.recipe == "parallel")
+        self.net = FlowBackbone(
+            BackboneConfig(**backbone), num_items, causal=c.recipe == "parallel"
+        )
         self.net.decoder = None  # DiffuRec has no history decoder (and no parameters for it)
         if c.norm == "layer":
             self.net.encoder = TransformerEncoder(
-                c.hidden, c.heads, c.layers, c.dropout, norm="layer", drop_path=c.drop_path,
-                use_rotary=True, math_attention=True,
+                c.hidden,
+                c.heads,
+                c.layers,
+                c.dropout,
+                norm="layer",
+                drop_path=c.drop_path,
+                use_rotary=True,
+                math_attention=True,
             )
             init_weights(self.net.encoder)
         self.schedule = DDPMSchedule(c.diffusion_steps, c.beta_start, c.beta_end)

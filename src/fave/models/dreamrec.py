@@ -57,7 +57,9 @@ class DreamRecConfig:
 def linear_alpha_bars(steps: int, beta_start: float, beta_end: float) -> Tensor:
     """abar_k = prod_{j<=k} (1 - beta_j) for linear betas set for 1000 steps. -> [T]."""
     scale = 1000.0 / steps
-    betas = torch.linspace(beta_start * scale, min(beta_end * scale, 0.999), steps, dtype=torch.float64)
+    betas = torch.linspace(
+        beta_start * scale, min(beta_end * scale, 0.999), steps, dtype=torch.float64
+    )
     return torch.cumprod(1.0 - betas, 0).float()
 
 
@@ -67,11 +69,15 @@ class Denoiser(nn.Module):
     def __init__(self, hidden: int, kind: str) -> None:
         super().__init__()
         self.hidden = hidden
-        self.step_mlp = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
+        self.step_mlp = nn.Sequential(
+            nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden)
+        )
         if kind == "mlp1":
             self.net = nn.Sequential(nn.Linear(3 * hidden, hidden))
         elif kind == "mlp2":
-            self.net = nn.Sequential(nn.Linear(3 * hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
+            self.net = nn.Sequential(
+                nn.Linear(3 * hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden)
+            )
         else:
             raise ValueError(f"params.denoiser = {kind!r}; expected 'mlp1' or 'mlp2'")
 
@@ -88,7 +94,9 @@ class DreamRec(SeqRecModel):
         super().__init__(config, num_items)
         c = config
         if not 0 <= c.sample_steps <= c.steps:
-            raise ValueError(f"params.sample_steps = {c.sample_steps}; expected 0 (all) to steps = {c.steps}")
+            raise ValueError(
+                f"params.sample_steps = {c.sample_steps}; expected 0 (all) to steps = {c.steps}"
+            )
         self.item_emb = nn.Embedding(num_items + 1, c.hidden, padding_idx=0)
         self.pos_emb = PositionEmbedding(c.max_len, c.hidden)
         self.emb_drop = nn.Dropout(c.dropout)
@@ -98,7 +106,9 @@ class DreamRec(SeqRecModel):
         init_weights(self)
         nn.init.normal_(self.item_emb.weight, 0.0, 1.0)  # as the public code: targets at unit scale
         nn.init.normal_(self.null, 0.0, 1.0)
-        self.register_buffer("alpha_bars", linear_alpha_bars(c.steps, c.beta_start, c.beta_end), persistent=False)
+        self.register_buffer(
+            "alpha_bars", linear_alpha_bars(c.steps, c.beta_start, c.beta_end), persistent=False
+        )
 
     def encode(self, history: Tensor) -> Tensor:
         """history [B, L] -> guidance h [B, L, D] (position l has seen items <= l)."""
@@ -130,7 +140,7 @@ class DreamRec(SeqRecModel):
         return LossOutput(loss, parts)
 
     def sample_timesteps(self) -> list[int]:
-        """The steps the sampler visits, noisiest first (all T, or ``sample_steps`` spread evenly)."""
+        """Steps the sampler visits, noisiest first: all T, or ``sample_steps`` spread evenly."""
         T, S = self.config.steps, self.config.sample_steps or self.config.steps
         return sorted({round(i * (T - 1) / max(1, S - 1)) for i in range(S)}, reverse=True)
 
@@ -146,18 +156,21 @@ class DreamRec(SeqRecModel):
         x = torch.randn(B, D, generator=generator, device=h.device, dtype=h.dtype)
         h2 = torch.cat([h, self.null.expand(B, D)])
         steps = self.sample_timesteps()
-        for i, k in enumerate(steps):
+        for k, s in zip(steps, [*steps[1:], None], strict=True):
             f = self.denoiser(torch.cat([x, x]), h2, torch.full((2 * B,), k, device=h.device))
             x0_hat = (1 + w) * f[:B] - w * f[B:]
-            if i == len(steps) - 1:
-                return x0_hat
-            abar_t, abar_s = self.alpha_bars[k], self.alpha_bars[steps[i + 1]]
-            alpha_ts = abar_t / abar_s  # strided step s < t: q(x_t | x_s) = N(sqrt(alpha_ts) x_s, 1 - alpha_ts)
-            mean = (abar_s.sqrt() * (1 - alpha_ts) * x0_hat + alpha_ts.sqrt() * (1 - abar_s) * x) / (1 - abar_t)
-            var = (1 - alpha_ts) * (1 - abar_s) / (1 - abar_t)
+            if s is None:  # step 0 visited: x0_hat is the sample
+                break
+            # DDPM posterior q(x_s | x_k, x0) for a strided step s < k (alpha = abar_k / abar_s);
+            # s = k - 1 everywhere is the plain ancestral sampler
+            abar_k, abar_s = self.alpha_bars[k], self.alpha_bars[s]
+            alpha = abar_k / abar_s
+            coef_0 = abar_s.sqrt() * (1 - alpha) / (1 - abar_k)
+            coef_k = alpha.sqrt() * (1 - abar_s) / (1 - abar_k)
+            var = (1 - alpha) * (1 - abar_s) / (1 - abar_k)
             noise = torch.randn(B, D, generator=generator, device=h.device, dtype=h.dtype)
-            x = mean + var.sqrt() * noise
-        return x  # not reached: the last visited step returns x0_hat
+            x = coef_0 * x0_hat + coef_k * x + var.sqrt() * noise
+        return x0_hat
 
     def score_all(self, batch: Batch, generator: torch.Generator | None = None) -> Tensor:
         x0_hat = self.sample(self.encode(batch.history)[:, -1], generator)

@@ -110,7 +110,9 @@ class FeedForward(nn.Module):
 
     def __init__(self, hidden: int, dropout: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.ELU(), nn.Linear(4 * hidden, hidden))
+        self.net = nn.Sequential(
+            nn.Linear(hidden, 4 * hidden), nn.ELU(), nn.Linear(4 * hidden, hidden)
+        )
         self.drop, self.norm = nn.Dropout(dropout), nn.LayerNorm(hidden, eps=1e-12)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -121,7 +123,10 @@ class STOSALayer(nn.Module):
     def __init__(self, c: STOSAConfig) -> None:
         super().__init__()
         self.attention = WassersteinAttention(c.hidden, c.heads, c.dropout, c.attn_dropout)
-        self.mean_ffn, self.cov_ffn = FeedForward(c.hidden, c.dropout), FeedForward(c.hidden, c.dropout)
+        self.mean_ffn, self.cov_ffn = (
+            FeedForward(c.hidden, c.dropout),
+            FeedForward(c.hidden, c.dropout),
+        )
 
     def forward(self, mean: Tensor, cov: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         mean, cov = self.attention(mean, cov, mask)

@@ -1,0 +1,1 @@
+"""Data: sources (download, checksum, parse), preprocessing, leave-one-out split, batching."""
