@@ -14,9 +14,25 @@ import pytest
 
 from fave.cli import main
 
-TRAIN_SMALL = ["--quiet", "--set", "epochs=2", "--set", "hidden=16", "--set", "layers=1",
-               "--set", "heads=2", "--set", "max_len=8", "--set", "params.max_len=8",
-               "--set", "batch_size=16", "--set", "threads=1"]
+TRAIN_SMALL = [
+    "--quiet",
+    "--set",
+    "epochs=2",
+    "--set",
+    "hidden=16",
+    "--set",
+    "layers=1",
+    "--set",
+    "heads=2",
+    "--set",
+    "max_len=8",
+    "--set",
+    "params.max_len=8",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "threads=1",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +103,10 @@ def test_train_evaluate_recommend(tmp_path, capsys) -> None:
     assert main(["recommend", str(run)]) == 0  # default: the first three users
     out, _ = capsys.readouterr()
     assert [line.split(":")[0] for line in out.splitlines() if line.startswith("user ")] == [
-        "user user0", "user user1", "user user2"]
+        "user user0",
+        "user user1",
+        "user user2",
+    ]
 
 
 def test_train_on_a_csv_log(tmp_path, capsys) -> None:
@@ -110,8 +129,7 @@ def test_models_lists_the_registry(capsys) -> None:
 
 # -- bad input ----------------------------------------------------------------------------
 def train(tmp_path: Path, dataset: str, *extra: str, model: str = "sasrec") -> int:
-    return main(["train", "--model", model, "--dataset", dataset, "--out", str(tmp_path / "run"), *TRAIN_SMALL,
-                 *extra])
+    return main(["train", "--model", model, "--dataset", dataset, "--out", str(tmp_path / "run"), *TRAIN_SMALL, *extra])
 
 
 def test_unknown_model(tmp_path, capsys) -> None:
@@ -132,11 +150,14 @@ def test_missing_file(tmp_path, capsys) -> None:
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize(("name", "text", "line"), [
-    ("bad.csv", "user,item,timestamp\nu1,i1,1\nu1,i2\nu1,i3,3\n", "line 3"),
-    ("bad_time.csv", "user,item,timestamp\nu1,i1,1\nu1,i2,yesterday\n", "line 3"),
-    ("bad.txt", "u1 a b c\nu2\nu3 a b c\n", "line 2"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("bad.csv", "user,item,timestamp\nu1,i1,1\nu1,i2\nu1,i3,3\n", "line 3"),
+        ("bad_time.csv", "user,item,timestamp\nu1,i1,1\nu1,i2,yesterday\n", "line 3"),
+        ("bad.txt", "u1 a b c\nu2\nu3 a b c\n", "line 2"),
+    ],
+)
 def test_malformed_lines(tmp_path, capsys, name: str, text: str, line: str) -> None:
     (tmp_path / name).write_text(text)
     code = train(tmp_path, str(tmp_path / name))
@@ -155,13 +176,35 @@ def test_users_with_fewer_than_three_interactions_can_be_filtered(tmp_path, caps
     write_lines(tmp_path / "tiny.txt")
     with open(tmp_path / "tiny.txt", "a") as f:
         f.write("shortuser it100 it101\n")
-    code = train(tmp_path, str(tmp_path / "tiny.txt"), "--set", "min_user_interactions=3", model="pop")
-    assert code == 0
+    code = main(
+        [
+            "train",
+            "--model",
+            "pop",
+            "--dataset",
+            str(tmp_path / "tiny.txt"),
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+            "--set",
+            "min_user_interactions=3",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
     assert "shortuser" not in json.loads((tmp_path / "run" / "id_map.json").read_text())["users"]
 
 
-@pytest.mark.parametrize(("setting", "word"), [("epoch=2", "epoch"), ("train.nope=1", "train.nope"),
-                                               ("epochs=many", "train.epochs")])
+@pytest.mark.parametrize(
+    ("setting", "word"),
+    [
+        ("epoch=2", "epoch"),
+        ("train.nope=1", "train.nope"),
+        ("epochs=many", "train.epochs"),
+        ("select_metric=Recall@10", "select_metric"),
+        ("eval_every=0", "eval_every"),
+        ("seed=abc", "seed"),
+    ],
+)
 def test_bad_set(tmp_path, capsys, setting: str, word: str) -> None:
     code = train(tmp_path, str(write_lines(tmp_path / "tiny.txt")), "--set", setting)
     assert_clean_failure(capsys, code, word)
@@ -190,6 +233,27 @@ def test_commands_on_a_directory_that_is_not_a_run(tmp_path, capsys, command: st
     code = main([command, str(tmp_path / "absent")])
     assert_clean_failure(capsys, code, "absent")
     assert not (tmp_path / "absent").exists()
+
+
+def test_evaluate_fails_cleanly_when_the_data_or_weights_are_gone(tmp_path, capsys) -> None:
+    data = write_lines(tmp_path / "tiny.txt")
+    run = tmp_path / "run"
+    assert main(["train", "--model", "pop", "--dataset", str(data), "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    (run / "model.safetensors").write_bytes(b"not a safetensors file")
+    assert_clean_failure(capsys, main(["evaluate", str(run)]), "model.safetensors")
+    (run / "model.safetensors").unlink()
+    assert_clean_failure(capsys, main(["evaluate", str(run)]), "model.safetensors")
+    assert run.is_dir()  # a failed evaluation never deletes a run
+
+
+def test_evaluate_fails_cleanly_when_the_dataset_file_is_gone(tmp_path, capsys) -> None:
+    data = write_lines(tmp_path / "tiny.txt")
+    run = tmp_path / "run"
+    assert main(["train", "--model", "pop", "--dataset", str(data), "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    data.unlink()
+    assert_clean_failure(capsys, main(["evaluate", str(run)]), "tiny.txt")
 
 
 def test_recommend_for_an_unknown_user(tmp_path, capsys) -> None:

@@ -34,8 +34,7 @@ def test_a_bare_key_in_two_sections_goes_to_the_first_of_train_data_params() -> 
 
 
 def test_dotted_keys_and_value_types() -> None:
-    out = parse_set(["train.lr=0.5", "params.max_len=8", "train.select_metric=HR@10", "train.init_from="],
-                    SASREC_KEYS)
+    out = parse_set(["train.lr=0.5", "params.max_len=8", "train.select_metric=HR@10", "train.init_from="], SASREC_KEYS)
     assert out == {"train": {"lr": 0.5, "select_metric": "HR@10", "init_from": ""}, "params": {"max_len": 8}}
 
 
@@ -66,8 +65,10 @@ def test_unknown_bare_key_names_the_key_and_the_allowed_keys() -> None:
     assert "'epoch'" in msg and "epochs" in msg and "hidden" in msg and "max_len" in msg
 
 
-@pytest.mark.parametrize(("item", "key"), [("train.epoch=2", "train.epoch"), ("params.hiden=8", "params.hiden"),
-                                           ("data.maxlen=8", "data.maxlen")])
+@pytest.mark.parametrize(
+    ("item", "key"),
+    [("train.epoch=2", "train.epoch"), ("params.hiden=8", "params.hiden"), ("data.maxlen=8", "data.maxlen")],
+)
 def test_unknown_dotted_key_names_the_key_and_the_allowed_keys(item: str, key: str) -> None:
     with pytest.raises(FaveError, match="allowed") as e:
         resolve([item])
@@ -84,11 +85,18 @@ def test_set_without_equals_sign() -> None:
         resolve(["epochs"])
 
 
-@pytest.mark.parametrize(("item", "key"), [("epochs=abc", "train.epochs"), ("epochs=2.5", "train.epochs"),
-                                           ("lr=fast", "train.lr"), ("hidden=[1, 2]", "params.hidden"),
-                                           ("epochs=true", "train.epochs")])
+@pytest.mark.parametrize(
+    ("item", "key"),
+    [
+        ("epochs=abc", "train.epochs"),
+        ("epochs=2.5", "train.epochs"),
+        ("lr=fast", "train.lr"),
+        ("hidden=[1, 2]", "params.hidden"),
+        ("epochs=true", "train.epochs"),
+    ],
+)
 def test_bad_type_names_the_key_and_the_value(item: str, key: str) -> None:
-    with pytest.raises(FaveError) as e:
+    with pytest.raises(FaveError, match="expected (int|float)") as e:
         resolve([item])
     msg = str(e.value).lower()
     assert key in msg and item.split("=", 1)[1].split(",")[0] in msg
@@ -98,6 +106,40 @@ def test_bad_type_names_the_key_and_the_value(item: str, key: str) -> None:
 def test_choice_keys_reject_values_outside_the_allowed_set(item: str) -> None:
     with pytest.raises(FaveError, match=item.split("=")[1]):
         resolve([item])
+
+
+@pytest.mark.parametrize(
+    ("item", "key"),
+    [
+        ("select_metric=Recall@10", "train.select_metric"),
+        ("select_metric=HR@7", "train.select_metric"),
+        ("eval_every=0", "train.eval_every"),
+        ("batch_size=0", "train.batch_size"),
+        ("eval_batch_size=0", "train.eval_batch_size"),
+        ("epochs=-1", "train.epochs"),
+        ("lr=-0.1", "train.lr"),
+        ("patience=0", "train.patience"),
+        ("max_len=0", "data.max_len"),
+        ("kcore=-2", "data.kcore"),
+    ],
+)
+def test_values_out_of_range_name_the_key_and_the_allowed_values(item: str, key: str) -> None:
+    # each of these used to fail later, inside training, with a traceback (or ran silently)
+    with pytest.raises(FaveError, match="allowed") as e:
+        resolve([item])
+    assert key in str(e.value) and item.split("=")[1] in str(e.value)
+
+
+def test_selectable_metrics_and_zero_epochs_are_accepted() -> None:
+    assert resolve(["select_metric=HR@10"]).train.select_metric == "HR@10"
+    assert resolve(["select_metric=MRR@5", "select_protocol=masked"]).train.select_protocol == "masked"
+    assert resolve(["epochs=0"]).train.epochs == 0
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "true"])
+def test_seed_must_be_an_integer(value: str) -> None:
+    with pytest.raises(FaveError, match="seed"):
+        resolve([f"seed={value}"])
 
 
 # -- YAML files ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from fave.benchmark.cli import COMMANDS as BENCH_COMMANDS
+from fave.benchmark.cli import add_bench_parser
 from fave.errors import FaveError
 
 
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model and evaluate it on validation and test")
-    p.add_argument("--model", required=True, help="model name (see `fave models`)")
+    p.add_argument("--model", required=True, help="model name (see `fave models`), or `all` for the Table-1 set")
     p.add_argument("--dataset", required=True, help="ml-100k, beauty, steam, or a path to your own log")
     p.add_argument("--out", required=True, help="run directory (rerun with the same --out to resume)")
     p.add_argument("--config", default=None, help="YAML file with data/train/params sections")
@@ -53,11 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_data_dir(p)
 
+    p = sub.add_parser("report", help="aggregate finished runs into results/NAME.json and .md")
+    p.add_argument("runs", nargs="+", help="run directories (seeds grouped by name without -seedN)")
+    p.add_argument("--out", required=True, help="output path without extension, e.g. results/ml-100k")
+    p.add_argument("--title", default="Results")
+    p.add_argument("--command", default="", help="the command(s) that produced the runs, recorded in the report")
+
     sub.add_parser("models", help="list the registered models")
+    add_bench_parser(sub)
     return parser
 
 
+TABLE1 = ("pop", "gru4rec", "caser", "sasrec", "bert4rec", "stosa", "autoseqrec", "dreamrec", "diffurec", "fmrec", "fave")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.model == "all":  # the whole Table-1 set, one run each, then one combined table
+        from fave.models.registry import MODELS
+        from fave.reporting import write_report
+
+        outs = []
+        for name in (m for m in TABLE1 if m in MODELS):
+            sub = argparse.Namespace(**{**vars(args), "model": name, "out": str(Path(args.out) / name)})
+            if not (Path(sub.out) / "metrics.json").is_file():
+                cmd_train(sub)
+            outs.append(sub.out)
+        write_report(outs, Path(args.out) / "table", f"All models on {args.dataset}", " ".join(sys.argv))
+        print((Path(args.out) / "table.md").read_text())
+        return 0
     from fave.config import resolve_config
     from fave.data.load import dataset_key
     from fave.models.registry import model_class
@@ -114,6 +139,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from fave.reporting import write_report
+
+    write_report(args.runs, args.out, args.title, args.command)
+    print(Path(args.out).with_suffix(".md").read_text())
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from fave.models.registry import MODELS
 
@@ -122,7 +155,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "recommend": cmd_recommend, "data": cmd_data, "models": cmd_models}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "recommend": cmd_recommend, "data": cmd_data, "models": cmd_models,
+            "report": cmd_report, **BENCH_COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,12 @@ class RunConfig:
 
 
 SECTIONS = ("data", "train", "params")
+# smallest allowed value of numeric keys (0 where 0 means "off")
+MINIMUM: dict[str, dict[str, float]] = {
+    "train": {"epochs": 0, "batch_size": 1, "eval_batch_size": 1, "lr": 0, "weight_decay": 0,
+              "grad_clip": 0, "patience": 1, "eval_every": 1, "threads": 0, "time_budget_s": 0},
+    "data": {"max_len": 1, "kcore": 0, "min_user_interactions": 0},
+}
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
@@ -118,6 +124,9 @@ def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
+        packaged = resources.files("fave") / "configs" / f"{path.as_posix().removesuffix('.yaml')}.yaml"
+        if packaged.is_file():  # a packaged config by name, e.g. --config authors/fave.ml-100k
+            return yaml.safe_load(packaged.read_text(encoding="utf-8")) or {}
         raise FaveError(f"config file not found: {path}; check the path given to --config")
     try:
         obj = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -202,11 +211,24 @@ def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
         raise FaveError(f"train.select_protocol must be 'paper' or 'masked', got {train.select_protocol!r}")
     if train.layout not in ("auto", "prefix", "parallel"):
         raise FaveError(f"train.layout must be auto, prefix or parallel, got {train.layout!r}")
+    from fave.evaluation.metrics import KS  # the metrics every validation computes
+
+    metrics = [f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in KS]
+    if train.select_metric not in metrics:
+        raise FaveError(f"train.select_metric={train.select_metric!r}; allowed: {', '.join(metrics)}")
+    data = build_dataclass(DataConfig, d.get("data") or {}, "data")
+    for section, obj in (("train", train), ("data", data)):
+        for key, low in MINIMUM[section].items():
+            if getattr(obj, key) < low:
+                raise FaveError(f"{section}.{key}={getattr(obj, key)!r}; allowed: >= {low}")
+    seed = d.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise FaveError(f"seed must be an integer, got {seed!r}")
     return RunConfig(
         model=str(d["model"]),
         dataset=str(d["dataset"]),
-        seed=int(d.get("seed", 0)),
-        data=build_dataclass(DataConfig, d.get("data") or {}, "data"),
+        seed=seed,
+        data=data,
         train=train,
         params=asdict(params),
     )

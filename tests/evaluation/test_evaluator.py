@@ -43,7 +43,7 @@ class FixedScores(SeqRecModel):
 
     def score_all(self, batch: Batch) -> Tensor:
         self.batch_sizes.append(len(batch))
-        for u, h in zip(batch.user.tolist(), batch.history.tolist()):
+        for u, h in zip(batch.user.tolist(), batch.history.tolist(), strict=True):
             self.histories[u] = h
         return self.table[batch.user]
 
@@ -63,12 +63,14 @@ INPUTS = [
     [1, 2, 6],  # u3
 ]
 TARGETS = [3, 4, 3, 5]
-TABLE = torch.tensor([
-    [6.0, 5, 4, 3, 2, 1],  # u0: items 1, 2 above the target 3
-    [1.0, 1, 1, 2, 9, 8],  # u1: items 5, 6 above the target 4
-    [5.0, 0, 2, 4, 0, 0],  # u2: items 1, 4 above the target 3
-    [0.0, 0, 0, 0, 0, 0],  # u3: constant: ties broken by id
-])
+TABLE = torch.tensor(
+    [
+        [6.0, 5, 4, 3, 2, 1],  # u0: items 1, 2 above the target 3
+        [1.0, 1, 1, 2, 9, 8],  # u1: items 5, 6 above the target 4
+        [5.0, 0, 2, 4, 0, 0],  # u2: items 1, 4 above the target 3
+        [0.0, 0, 0, 0, 0, 0],  # u3: constant: ties broken by id
+    ]
+)
 PAPER_RANKS = [3, 3, 3, 5]
 # u0: 1, 2 removed; u1: 5, 6, 1, 2 removed (the FULL history); u2: 4 removed, 3 kept (target);
 # u3: 1, 2, 6 removed -> tied with 3 and 4 only, which have lower ids
@@ -121,7 +123,7 @@ def random_case(n_users: int = 37, n_items: int = 23, seed: int = 0) -> tuple[Te
 def reference_ranks(table: Tensor, es: EvalSet, masked: bool) -> list[int]:
     """Plain-Python ranks: 1 + #higher + #equal with a lower id, over the candidate items."""
     out = []
-    for u, (seq, target) in enumerate(zip(es.inputs, es.targets)):
+    for u, (seq, target) in enumerate(zip(es.inputs, es.targets, strict=True)):
         s = table[u].tolist()
         removed = set(seq.tolist()) - {int(target)} if masked else set()
         candidates = [i for i in range(1, len(s) + 1) if i not in removed]

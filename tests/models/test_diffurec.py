@@ -22,6 +22,8 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
 TINY = dict(hidden=16, heads=2, layers=2, dropout=0.0, drop_path=0.0)
 
 

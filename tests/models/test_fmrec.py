@@ -21,6 +21,8 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
 TINY = dict(hidden=16, heads=2, layers=2, decoder_hidden=(8, 8), dropout=0.0, drop_path=0.0)
 
 
@@ -65,7 +67,13 @@ def test_euler_state_is_the_mean_of_the_predictions() -> None:
 
 def test_default_config_follows_the_notes() -> None:
     c = FMRecConfig()
-    assert (c.dual_time, c.alpha, c.beta, c.sample_steps, c.recipe) == (False, 0.2, 0.4, 30, "parallel")
+    assert (c.dual_time, c.alpha, c.beta, c.sample_steps, c.recipe) == (
+        False,
+        0.2,
+        0.4,
+        30,
+        "parallel",
+    )
     model = build_model("fmrec", dict(TINY, recipe="prefix"), N_ITEMS)
     assert isinstance(model, FMRec) and model.default_layout == "prefix" and not model.net.causal
     with pytest.raises(FaveError, match="recipe"):

@@ -32,7 +32,7 @@ def reference_metrics(data: SequenceData, phase: str, masked: bool) -> dict[str,
     targets = [int(s[-cut]) for s in data.sequences]
     counts = Counter(i for seq in inputs for i in seq)
     sums = {f"{m}@{k}": 0.0 for m in ("HR", "NDCG", "MRR") for k in KS}
-    for seq, target in zip(inputs, targets):
+    for seq, target in zip(inputs, targets, strict=True):
         removed = set(seq) - {target} if masked else set()
         c_t = counts[target]
         rank = 1

@@ -10,6 +10,8 @@ import yaml
 
 from fave.config import DataConfig, RunConfig, TrainConfig
 from fave.data.dataset import IdMap, SequenceData, Split
+from fave.models.base import StagePlan
+from fave.models.sasrec import SASRec
 from fave.training import run as run_mod
 from fave.training.checkpoint import load_run
 from fave.training.trainer import Trainer
@@ -39,7 +41,8 @@ def config(epochs: int = 4, seed: int = 0, **train) -> RunConfig:
 
 def outcome(metrics: dict) -> dict:
     """The parts of metrics.json that a seed determines (not the wall-clock times)."""
-    return {k: metrics[k] for k in ("valid", "test", "diversity")}
+    stages = [{k: v for k, v in s.items() if k != "seconds"} for s in metrics["stages"]]
+    return {"stages": stages, **{k: metrics[k] for k in ("valid", "test", "diversity")}}
 
 
 def test_run_directory_contents(split: Split, tmp_path) -> None:
@@ -133,3 +136,53 @@ def test_a_failed_fresh_run_leaves_no_directory(split: Split, tmp_path, monkeypa
     with pytest.raises(RuntimeError):
         run_mod.train_run(config(epochs=2), tmp_path / "run", quiet=True, split=split)
     assert not (tmp_path / "run").exists()
+
+
+def test_rerunning_a_finished_run_trains_nothing_and_gives_the_same_metrics(
+    split: Split, tmp_path, monkeypatch
+) -> None:
+    out = tmp_path / "run"
+    first = run_mod.train_run(config(epochs=2), out, quiet=True, split=split)
+    epochs_run = []
+    original = Trainer._train_epoch
+
+    def counting(self, opt, stage, epoch, name):
+        epochs_run.append(epoch)
+        return original(self, opt, stage, epoch, name)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", counting)
+    again = run_mod.train_run(config(epochs=2), out, quiet=True, split=split)
+    assert epochs_run == []
+    assert outcome(again) == outcome(first)
+
+
+TWO_STAGES = [StagePlan("a", epochs=2), StagePlan("b", epochs=2, lr_scale=0.5)]
+
+
+@pytest.mark.parametrize(("stage", "epoch"), [(0, 1), (1, 0), (1, 1)])
+def test_two_stage_run_resumes_at_any_point(split: Split, tmp_path, monkeypatch, stage: int, epoch: int) -> None:
+    monkeypatch.setattr(SASRec, "stages", lambda self: TWO_STAGES)
+    reference = run_mod.train_run(config(), tmp_path / "whole", quiet=True, split=split)
+    assert [(s["name"], s["epochs"]) for s in reference["stages"]] == [("a", 2), ("b", 2)]
+
+    original = Trainer._train_epoch
+    calls = []
+
+    def interrupt(self, opt, si, ep, name):
+        if (si, ep) == (stage, epoch):
+            raise KeyboardInterrupt
+        return original(self, opt, si, ep, name)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt)
+    out = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.train_run(config(), out, quiet=True, split=split)
+
+    def counting(self, opt, si, ep, name):
+        calls.append((si, ep))
+        return original(self, opt, si, ep, name)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", counting)
+    resumed = run_mod.train_run(config(), out, quiet=True, split=split)
+    assert calls[0] == (stage, epoch)  # restarts at the interrupted epoch, not before
+    assert outcome(resumed) == outcome(reference)

@@ -104,9 +104,7 @@ def run_bench(
     one = user_batch(eval_set, [int(rng.integers(n_users))], max_len, device)
     for name, scorer in scorers.items():
         model = owners[name]
-        rows[name]["params"] = (
-            sum(p.numel() for p in model.parameters()) if model is not None else None
-        )
+        rows[name]["params"] = sum(p.numel() for p in model.parameters()) if model is not None else None
         rows[name]["network_calls"] = _network_calls(model, scorer, one) if model is not None else 1
 
     say("counting FLOPs")
@@ -124,10 +122,10 @@ def run_bench(
     ]
     for name, scorer in scorers.items():
         rows[name]["flops_per_user"] = count_flops(scorer, flop_batches) / n_flop
+        rows[name]["macs_per_user"] = rows[name]["flops_per_user"] / 2  # multiply-accumulates
 
     size_batches = {
-        bs: user_batch(eval_set, rng.choice(n_users, bs, replace=n_users < bs), max_len, device)
-        for bs in batch_sizes
+        bs: user_batch(eval_set, rng.choice(n_users, bs, replace=n_users < bs), max_len, device) for bs in batch_sizes
     }
     say("measuring memory")
     largest = size_batches[max(batch_sizes)] if batch_sizes else one
@@ -157,9 +155,7 @@ def run_bench(
 
     test_batches = [
         b.to(device)
-        for _, b in eval_batches(
-            eval_set.users, eval_set.inputs, eval_set.targets, max_len, eval_batch_size
-        )
+        for _, b in eval_batches(eval_set.users, eval_set.inputs, eval_set.targets, max_len, eval_batch_size)
     ]
     passes = repeats if test_set_repeats is None else test_set_repeats
     say(f"whole test set: {n_users} users, {passes} pass(es) per model")

@@ -16,52 +16,30 @@ from fave.errors import FaveError
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench", help="efficiency of models on a dataset's test users (paper Table 3)"
-    )
+    p = sub.add_parser("bench", help="efficiency of models on a dataset's test users (paper Table 3)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="trained run directories")
-    src.add_argument(
-        "--models", nargs="+", metavar="NAME", help="fresh models with their default params"
-    )
-    p.add_argument(
-        "--dataset", default=None, help="dataset for --models (default with --runs: the runs' own)"
-    )
+    src.add_argument("--models", nargs="+", metavar="NAME", help="fresh models with their default params")
+    p.add_argument("--dataset", default=None, help="dataset for --models (default with --runs: the runs' own)")
     p.add_argument("--out", required=True, help="directory for bench.json and bench.md")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    p.add_argument(
-        "--batch-sizes", type=int, nargs="+", default=[64, 512], help="throughput batch sizes"
-    )
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 512], help="throughput batch sizes")
     p.add_argument("--latency-users", type=int, default=200, help="requests timed at batch size 1")
     p.add_argument("--warmup", type=int, default=5, help="warm-up requests per model")
     p.add_argument("--repeats", type=int, default=3, help="timed rounds per batch size")
-    p.add_argument(
-        "--test-repeats", type=int, default=None, help="whole-test-set passes (default --repeats)"
-    )
-    p.add_argument(
-        "--eval-batch-size", type=int, default=512, help="batch size of the whole-test-set pass"
-    )
-    p.add_argument(
-        "--flop-users", type=int, default=256, help="users FLOPs are averaged over (0 = all)"
-    )
+    p.add_argument("--test-repeats", type=int, default=None, help="whole-test-set passes (default --repeats)")
+    p.add_argument("--eval-batch-size", type=int, default=512, help="batch size of the whole-test-set pass")
+    p.add_argument("--flop-users", type=int, default=256, help="users FLOPs are averaged over (0 = all)")
     p.add_argument("--reference", default="fave", help="model the ratios divide by")
     p.add_argument("--no-floor", action="store_true", help="skip the bare-network floor row")
-    p.add_argument(
-        "--max-len", type=int, default=None, help="history length (default: the config's)"
-    )
+    p.add_argument("--max-len", type=int, default=None, help="history length (default: the config's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--data-dir", default=None, help="data directory (default: $FAVE_DATA_DIR or ~/.cache/fave)"
-    )
+    p.add_argument("--data-dir", default=None, help="data directory (default: $FAVE_DATA_DIR or ~/.cache/fave)")
 
-    p = sub.add_parser(
-        "bench-steps", help="test accuracy of a multi-step run vs its sampling steps"
-    )
+    p = sub.add_parser("bench-steps", help="test accuracy of a multi-step run vs its sampling steps")
     p.add_argument("run_dir", help="an FMRec (or DiffuRec) run directory")
-    p.add_argument(
-        "--fave", default=None, metavar="RUN_DIR", help="a FAVE run for the one-step reference"
-    )
+    p.add_argument("--fave", default=None, metavar="RUN_DIR", help="a FAVE run for the one-step reference")
     p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 10, 30])
     p.add_argument("--seeds", type=int, nargs="+", default=[12345], help="evaluation seeds (noise)")
     p.add_argument(
@@ -73,9 +51,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", required=True, help="directory for steps.json, steps.md, steps.png")
-    p.add_argument(
-        "--data-dir", default=None, help="data directory (default: $FAVE_DATA_DIR or ~/.cache/fave)"
-    )
+    p.add_argument("--data-dir", default=None, help="data directory (default: $FAVE_DATA_DIR or ~/.cache/fave)")
 
 
 def _unique_names(runs: list[tuple[str, Path]]) -> list[str]:
@@ -114,9 +90,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from fave.models.registry import build_model, model_class
 
         configs = {
-            n: resolve_config(
-                n, args.dataset, model_class(n).Config, dataset_key=dataset_key(args.dataset)
-            )
+            n: resolve_config(n, args.dataset, model_class(n).Config, dataset_key=dataset_key(args.dataset))
             for n in args.models
         }
         config = configs[args.models[0]]
@@ -161,10 +135,7 @@ def cmd_bench_steps(args: argparse.Namespace) -> int:
     if args.fave:
         reference, ref_config, _ = load_run(args.fave)
         if ref_config.dataset != config.dataset:
-            raise FaveError(
-                f"{args.fave} was trained on {ref_config.dataset}, "
-                f"{args.run_dir} on {config.dataset}"
-            )
+            raise FaveError(f"{args.fave} was trained on {ref_config.dataset}, {args.run_dir} on {config.dataset}")
     split = load_split(config, args.data_dir)
     result = run_steps(
         model,

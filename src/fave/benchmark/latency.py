@@ -18,9 +18,7 @@ from fave.data.batching import Batch, left_pad
 from fave.data.dataset import EvalSet
 
 
-def user_batch(
-    eval_set: EvalSet, rows: Sequence[int], max_len: int, device: torch.device | str
-) -> Batch:
+def user_batch(eval_set: EvalSet, rows: Sequence[int], max_len: int, device: torch.device | str) -> Batch:
     """The test users ``rows`` as one left-padded batch (padded to its longest history)."""
     rows = np.asarray(rows, dtype=np.int64)
     return Batch(
@@ -52,9 +50,7 @@ def rotated(names: Sequence[str], i: int) -> list[str]:
     return list(names[k:]) + list(names[:k])
 
 
-def round_robin(
-    scorers: dict[str, Scorer], batches: Sequence[Batch], rounds: int = 1
-) -> dict[str, list[float]]:
+def round_robin(scorers: dict[str, Scorer], batches: Sequence[Batch], rounds: int = 1) -> dict[str, list[float]]:
     """For each round and batch, time every scorer once (rotating the order).
 
     -> seconds per (round, batch) for every scorer, in the order measured.
@@ -70,9 +66,7 @@ def round_robin(
     return times
 
 
-def round_robin_passes(
-    scorers: dict[str, Scorer], batches: Sequence[Batch], rounds: int
-) -> dict[str, list[float]]:
+def round_robin_passes(scorers: dict[str, Scorer], batches: Sequence[Batch], rounds: int) -> dict[str, list[float]]:
     """Whole passes over ``batches`` (e.g. the test set), one per model per round, rotated.
 
     -> the seconds of each pass for every scorer.

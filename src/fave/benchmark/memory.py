@@ -90,7 +90,5 @@ def measure_memory(scorer: Scorer, batch: Batch, model: nn.Module | None) -> Mem
         peak = tracker.peak
     used = 0
     if model is not None:
-        used = sum(
-            p.numel() for p in model.parameters() if p.untyped_storage().data_ptr() in tracker.read
-        )
+        used = sum(p.numel() for p in model.parameters() if p.untyped_storage().data_ptr() in tracker.read)
     return MemoryResult(peak / 2**20, used)

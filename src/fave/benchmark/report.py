@@ -48,15 +48,16 @@ def render_markdown(result: dict) -> str:
         f"torch {meta['torch']}; "
         f"{meta['date']}.",
         "",
-        f"| Model | FLOPs/user | Latency p50 (ms) | Whole test set (s) | FLOPs / {name_ref} "
-        f"| Latency / {name_ref} | Test set / {name_ref} |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| Model | FLOPs/user | MACs/user | Latency p50 (ms) | Whole test set (s) "
+        f"| FLOPs / {name_ref} | Latency / {name_ref} | Test set / {name_ref} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
         vs = r.get("vs_reference", {})
         ratios = " | ".join(_ratio(vs.get(k)) for k in ("flops", "latency_p50", "test_set_s"))
         lines.append(
-            f"| {name} | {si(r['flops_per_user'])} | {r['latency_ms']['p50']:.2f} "
+            f"| {name} | {si(r['flops_per_user'])} | {si(r['macs_per_user'])} "
+            f"| {r['latency_ms']['p50']:.2f} "
             f"| {r['test_set_s']:.2f} | {ratios} |"
         )
     sizes = [str(b) for b in meta["batch_sizes"]]
@@ -86,7 +87,9 @@ def render_markdown(result: dict) -> str:
     if paper:
         lines += [
             "",
-            "Paper Table 3 (per sample, NVIDIA L40), for comparison:",
+            "Paper Table 3 (per sample, NVIDIA L40), for comparison. Its 'FLOPs' are in line "
+            "with the MACs column (multiply-accumulates, the thop convention), half of the "
+            "FLOPs counted here.",
             "",
             "| Model | FLOPs | Latency (ms) | Whole test set (s) |",
             "|---|---:|---:|---:|",

@@ -20,9 +20,7 @@ from fave.models.base import SeqRecModel
 METRICS = ("HR@10", "HR@20", "NDCG@10", "NDCG@20")
 
 
-def _evaluate_seeds(
-    model: SeqRecModel, eval_set: EvalSet, max_len: int, seeds: Sequence[int], batch_size: int
-) -> dict:
+def _evaluate_seeds(model: SeqRecModel, eval_set: EvalSet, max_len: int, seeds: Sequence[int], batch_size: int) -> dict:
     """Mean and standard deviation over seeds of every metric, per protocol, and eval seconds."""
     runs, seconds = [], []
     for seed in seeds:
@@ -55,18 +53,14 @@ def run_steps(
     of ``reference`` (FAVE, one step) evaluated once per seed. Returns a JSON-ready dict."""
     say = log or (lambda _: None)
     if not hasattr(model.config, "sample_steps"):
-        raise FaveError(
-            f"{type(model).__name__} has no params.sample_steps; use an FMRec or DiffuRec run"
-        )
+        raise FaveError(f"{type(model).__name__} has no params.sample_steps; use an FMRec or DiffuRec run")
     original = model.config.sample_steps
     curve = []
     try:
         for k in steps:
             model.config.sample_steps = int(k)
             say(f"{name}: {k} step(s)")
-            curve.append(
-                {"steps": int(k), **_evaluate_seeds(model, eval_set, max_len, seeds, batch_size)}
-            )
+            curve.append({"steps": int(k), **_evaluate_seeds(model, eval_set, max_len, seeds, batch_size)})
     finally:
         model.config.sample_steps = original
     result: dict = {
@@ -100,15 +94,10 @@ def render_steps_markdown(result: dict, protocol: str = "paper") -> str:
     """Rows = (model, steps); columns = test metrics (%) under ``protocol`` and eval time."""
     meta = result["meta"]
     lines = [
-        f"# Accuracy vs sampling steps on {meta.get('dataset') or 'the test set'} "
-        f"({protocol} protocol)",
+        f"# Accuracy vs sampling steps on {meta.get('dataset') or 'the test set'} ({protocol} protocol)",
         "",
         f"{meta['users']} test users; metrics in %, mean"
-        + (
-            f" ± std over {len(meta['seeds'])} seeds"
-            if len(meta["seeds"]) > 1
-            else f" (seed {meta['seeds'][0]})"
-        )
+        + (f" ± std over {len(meta['seeds'])} seeds" if len(meta["seeds"]) > 1 else f" (seed {meta['seeds'][0]})")
         + f"; {result['model']} was trained for {meta['trained_steps']} step(s).",
         "",
         "| Model | Steps | " + " | ".join(METRICS) + " | Test set eval (s) |",

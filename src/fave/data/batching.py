@@ -83,8 +83,8 @@ def prefix_batches(
     users, cuts = prefix_samples(train)
     lengths = np.minimum(cuts, max_len)
     for idx in _bucketed_order(lengths, batch_size, rng):
-        hist = [train[u][max(0, k - max_len) : k] for u, k in zip(users[idx], cuts[idx])]
-        target = np.array([train[u][k] for u, k in zip(users[idx], cuts[idx])])
+        hist = [train[u][max(0, k - max_len) : k] for u, k in zip(users[idx], cuts[idx], strict=True)]
+        target = np.array([train[u][k] for u, k in zip(users[idx], cuts[idx], strict=True)])
         yield Batch(
             history=torch.from_numpy(left_pad(hist, max_len)),
             user=torch.from_numpy(users[idx].astype(np.int64)),

@@ -87,9 +87,7 @@ class DiffuRec(SeqRecModel):
         check_choice("norm", c.norm, ("layer", "rms"))
         backbone = {f.name: getattr(c, f.name) for f in fields(BackboneConfig)}
         backbone["decoder_block"] = min(c.decoder_block, c.layers)  # no decoder: any block will do
-        self.net = FlowBackbone(
-            BackboneConfig(**backbone), num_items, causal=c.recipe == "parallel"
-        )
+        self.net = FlowBackbone(BackboneConfig(**backbone), num_items, causal=c.recipe == "parallel")
         self.net.decoder = None  # DiffuRec has no history decoder (and no parameters for it)
         if c.norm == "layer":
             self.net.encoder = TransformerEncoder(

@@ -123,7 +123,8 @@ class FAVE(SeqRecModel):
         B, L = history.shape
         D = self.config.hidden
         if self.config.prior == "gaussian" or self.phase == "stage1":
-            return torch.randn(B, L, D) if per_position else torch.randn(B, D)
+            shape = (B, L, D) if per_position else (B, D)
+            return torch.randn(shape, device=history.device)
         x_0 = self.anchor(history, p_keep)
         return x_0 if per_position else x_0[:, -1]
 

@@ -59,9 +59,7 @@ def random_real_position(history: Tensor) -> Tensor:
     """One uniformly drawn non-padding position per left-padded row: [B, L] -> [B]."""
     B, L = history.shape
     first = L - (history > 0).sum(1)
-    return first + (torch.rand(B, device=history.device) * (L - first)).long().clamp_max(
-        L - 1 - first
-    )
+    return first + (torch.rand(B, device=history.device) * (L - first)).long().clamp_max(L - 1 - first)
 
 
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -78,14 +76,9 @@ class FMRec(SeqRecModel):
         if config.sample_steps < 1:
             raise FaveError(f"params.sample_steps={config.sample_steps}; must be >= 1")
         if not 1 <= config.decoder_block <= config.layers:
-            raise FaveError(
-                f"params.decoder_block={config.decoder_block}; "
-                f"must be in 1..layers ({config.layers})"
-            )
+            raise FaveError(f"params.decoder_block={config.decoder_block}; must be in 1..layers ({config.layers})")
         backbone = {f.name: getattr(config, f.name) for f in fields(BackboneConfig)}
-        self.net = FlowBackbone(
-            BackboneConfig(**backbone), num_items, causal=config.recipe == "parallel"
-        )
+        self.net = FlowBackbone(BackboneConfig(**backbone), num_items, causal=config.recipe == "parallel")
         self.default_layout = config.recipe
 
     def loss(self, batch: Batch) -> LossOutput:

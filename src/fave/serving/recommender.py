@@ -34,9 +34,9 @@ class Recommender:
             data = load_dataset(config.dataset, data_dir, fmt=config.data.format, kcore=config.data.kcore,
                                 min_user_interactions=config.data.min_user_interactions, download=False)
             histories = {id_map.users[u]: s.tolist() for u, s in enumerate(data.sequences)}
-            from fave.data import sources
+            from fave.data.load import item_titles
 
-            titles = getattr(sources, "item_titles", lambda *a: None)(config.dataset, data_dir) or {}
+            titles = item_titles(config.dataset, data_dir) or {}
         except FaveError:
             pass
         return cls(model, id_map, config.data.max_len, histories, titles)

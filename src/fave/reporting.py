@@ -1,0 +1,104 @@
+"""Tables over finished runs: mean and spread over seeds, both protocols, beside the paper.
+
+Runs are grouped by label: the run directory's name without a trailing ``-seed<N>``
+(``runs/ml-100k/fave-seed1`` -> ``fave``). Every number comes from a run's ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fave.errors import FaveError
+from fave.io_utils import atomic_write_json, atomic_write_text
+
+# Paper Table 1 (%, `paper` protocol), for side-by-side comparison only (FAVE-NOTES sec. 7).
+PAPER = {
+    "ml-100k": {
+        "gru4rec": (12.20, 21.85, 6.03, 8.47), "sasrec": (13.57, 22.69, 6.34, 8.63), "bert4rec": (9.33, 16.86, 4.46, 6.34),
+        "diffurec": (12.85, 19.41, 6.41, 8.05), "dreamrec": (12.44, 20.84, 5.98, 7.82), "fmrec": (15.49, 24.31, 7.66, 9.82),
+        "fave": (15.87, 26.13, 8.20, 10.79),
+    },
+    "beauty": {
+        "gru4rec": (1.94, 3.85, 0.90, 1.38), "sasrec": (6.26, 8.98, 3.23, 3.66), "bert4rec": (3.72, 5.79, 1.83, 2.35),
+        "diffurec": (7.84, 10.94, 4.70, 5.48), "dreamrec": (6.98, 9.45, 3.98, 4.99), "fmrec": (8.27, 11.63, 4.95, 5.79),
+        "fave": (8.48, 11.90, 4.97, 5.84),
+    },
+}
+KEYS = ("HR@10", "HR@20", "NDCG@10", "NDCG@20")
+
+
+def label_of(run_dir: Path) -> str:
+    return re.sub(r"-seed\d+$", "", run_dir.name)
+
+
+def aggregate(run_dirs: list[str | Path]) -> dict[str, Any]:
+    """-> {label: {model, dataset, seeds, train_seconds, stage_seconds, test: {protocol: {metric: {mean, std}}}}}."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for d in map(Path, run_dirs):
+        f = d / "metrics.json"
+        if not f.is_file():
+            raise FaveError(f"{f} not found; is {d} a finished run directory?")
+        groups.setdefault(label_of(d), []).append(json.loads(f.read_text()))
+    out: dict[str, Any] = {}
+    for label, runs in groups.items():
+        entry: dict[str, Any] = {
+            "model": runs[0]["model"], "dataset": runs[0]["dataset"], "seeds": [r["seed"] for r in runs],
+            "train_seconds": _stat([r["train_seconds"] for r in runs]),
+        }
+        stages: dict[str, list[float]] = {}
+        for r in runs:
+            for s in r.get("stages", []):
+                stages.setdefault(s["name"], []).append(s["seconds"])
+        entry["stage_seconds"] = {k: _stat(v) for k, v in stages.items()}
+        for phase in ("valid", "test"):
+            entry[phase] = {
+                p: {k: _stat([r[phase][p][k] for r in runs]) for k in runs[0][phase][p]} for p in ("paper", "masked")
+            }
+        if all("diversity" in r for r in runs):
+            entry["diversity"] = {
+                p: {k: _stat([r["diversity"][p][k] for r in runs]) for k in runs[0]["diversity"][p]}
+                for p in runs[0]["diversity"]
+            }
+        out[label] = entry
+    return out
+
+
+def _stat(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a)}
+
+
+def markdown(table: dict[str, Any], title: str, command: str = "") -> str:
+    lines = [f"# {title}", ""]
+    if command:
+        lines += ["Produced by:", "", "```", command, "```", ""]
+    lines += [
+        "Test set, leave-one-out, full ranking over all items; mean ± std over seeds (%).",
+        "`paper` = history not removed (as the published numbers); `masked` = the user's history removed.", "",
+        "| run | protocol | " + " | ".join(KEYS) + " | seeds | train time (s) | paper's row (H@10 H@20 N@10 N@20) |",
+        "|---|---|" + "---|" * len(KEYS) + "---|---|---|",
+    ]
+    for label, e in table.items():
+        paper = PAPER.get(e["dataset"], {}).get(e["model"])
+        ref = " / ".join(f"{v:.2f}" for v in paper) if paper else "-"
+        t = e["train_seconds"]
+        stage = ", ".join(f"{k} {v['mean']:.0f}" for k, v in e.get("stage_seconds", {}).items())
+        for p in ("paper", "masked"):
+            cells = " | ".join(f"{100 * e['test'][p][k]['mean']:.2f} ± {100 * e['test'][p][k]['std']:.2f}" for k in KEYS)
+            time_cell = f"{t['mean']:.0f}" + (f" ({stage})" if stage and len(e["stage_seconds"]) > 1 else "")
+            lines.append(f"| {label} | {p} | {cells} | {len(e['seeds'])} | {time_cell} | {ref if p == 'paper' else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dirs: list[str], out_stem: str | Path, title: str, command: str = "") -> dict[str, Any]:
+    table = aggregate(run_dirs)
+    out_stem = Path(out_stem)
+    atomic_write_json(out_stem.with_suffix(".json"), {"title": title, "command": command, "runs": [str(d) for d in run_dirs],
+                                                       "results": table})
+    atomic_write_text(out_stem.with_suffix(".md"), markdown(table, title, command))
+    return table
