@@ -27,9 +27,7 @@ def random_train() -> list[np.ndarray]:
 def test_observe_builds_counts_and_transitions() -> None:
     model = AutoSeqRec(AutoSeqRecConfig(hidden=8), num_items=4)
     model.observe([np.array([1, 2, 3]), np.array([2, 3]), np.array([4])])
-    torch.testing.assert_close(
-        model.R.to_dense(), torch.tensor([[1.0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 1]])
-    )
+    torch.testing.assert_close(model.R.to_dense(), torch.tensor([[1.0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 1]]))
     expected_t = torch.zeros(4, 4)
     expected_t[0, 1], expected_t[1, 2] = 1.0, 2.0  # 1 -> 2 once, 2 -> 3 twice
     torch.testing.assert_close(model.T.to_dense(), expected_t)
@@ -50,9 +48,7 @@ def test_loss_and_scores_on_a_random_batch() -> None:
     train = random_train()
     model.observe(train)
     for layout in ("parallel", "prefix"):
-        batch = next(
-            train_batches(train, layout, max_len=8, batch_size=4, rng=np.random.default_rng(0))
-        )
+        batch = next(train_batches(train, layout, max_len=8, batch_size=4, rng=np.random.default_rng(0)))
         out = model.loss(batch)
         assert torch.isfinite(out.loss) and set(out.parts) == {"user", "out", "in"}
         model.zero_grad()

@@ -45,7 +45,7 @@ def test_training_sequence_is_history_plus_last_target() -> None:
     short, long = np.array([4, 7, 1, 9, 3]), np.arange(1, 13)
     rng = np.random.default_rng(0)
     batch = next(train_batches([short, long], "parallel", max_len=8, batch_size=2, rng=rng))
-    rows = {int(u): r.tolist() for u, r in zip(batch.user, model.training_sequence(batch))}
+    rows = {int(u): r.tolist() for u, r in zip(batch.user, model.training_sequence(batch), strict=True)}
     assert rows[0] == [0, 0, 0, 4, 7, 1, 9, 3]
     assert rows[1] == list(range(5, 13))  # the last max_len items
 
@@ -92,13 +92,17 @@ def test_scoring_appends_a_mask_and_drops_the_oldest_item() -> None:
 def test_overfits_a_deterministic_chain() -> None:
     """Cloze training learns the chain; scoring (a [MASK] appended, positions right-aligned)
     predicts the next item. A user's test window is another user's training window here:
-    cloze training on one fixed window per user memorises rather than generalises."""
+    cloze training on one fixed window per user memorises rather than generalises.
+    At hidden 32 the original N(0, 0.02) init leaves attention near uniform for hundreds of
+    steps (a plateau of seed-dependent length); a wider init makes the test short and stable."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     train, targets = chain_data()
-    config = BERT4RecConfig(hidden=32, heads=2, layers=1, max_len=8, dropout=0.0, mask_prob=0.3)
+    config = BERT4RecConfig(
+        hidden=32, layers=1, max_len=8, dropout=0.0, mask_prob=0.3, mask_last_prob=0.2, init_std=0.2
+    )
     model = BERT4Rec(config, N_ITEMS)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
     losses = []
     for _ in range(300):
@@ -108,7 +112,7 @@ def test_overfits_a_deterministic_chain() -> None:
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
-    assert np.mean(losses[-20:]) < 0.4 * np.mean(losses[:20])
+    assert np.mean(losses[-20:]) < 0.25 * np.mean(losses[:20])
     model.eval()
     users = np.arange(len(train))
     hits = 0

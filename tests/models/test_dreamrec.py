@@ -51,9 +51,7 @@ def test_sampler_calls_the_denoiser_once_per_configured_step() -> None:
     for steps, sample_steps, expected in ((10, 0, 10), (10, 4, 4), (10, 1, 1), (7, 7, 7)):
         model = DreamRec(small(steps=steps, sample_steps=sample_steps), N_ITEMS).eval()
         calls: list[int] = []
-        model.denoiser.register_forward_hook(
-            lambda m, args, out, calls=calls: calls.append(int(args[2][0]))
-        )
+        model.denoiser.register_forward_hook(lambda m, args, out, calls=calls: calls.append(int(args[2][0])))
         model.score_all(batch)
         assert len(calls) == expected
         assert calls == sorted(calls, reverse=True) and calls[-1] == 0  # noisiest first, ends at 0

@@ -35,9 +35,7 @@ def test_wasserstein_distance_by_hand() -> None:
     a_m, b_m = torch.randn(2, 3, 5, 8, generator=g), torch.randn(2, 4, 8, generator=g)
     a_c, b_c = torch.rand(2, 3, 5, 8, generator=g) + 0.1, torch.rand(2, 4, 8, generator=g) + 0.1
     pair = wasserstein2_pairwise(a_m, a_c, b_m.unsqueeze(1), b_c.unsqueeze(1))  # [2, 3, 5, 4]
-    each = wasserstein2(
-        a_m[..., :, None, :], a_c[..., :, None, :], b_m[:, None, None], b_c[:, None, None]
-    )
+    each = wasserstein2(a_m[..., :, None, :], a_c[..., :, None, :], b_m[:, None, None], b_c[:, None, None])
     torch.testing.assert_close(pair, each, rtol=1e-4, atol=1e-4)
 
 
@@ -58,7 +56,7 @@ def test_loss_and_scores_on_a_random_batch() -> None:
         assert (scores <= 1e-4).all()  # scores are negative distances
 
 
-def test_causal_outputs_do_not_see_the_future() -> None:
+def test_causal_and_padding_invariant() -> None:
     torch.manual_seed(0)
     model = STOSA(STOSAConfig(hidden=16, heads=2, layers=2, max_len=8), N_ITEMS).eval()
     history = torch.tensor([[1, 2, 3, 4, 5]])
@@ -67,6 +65,10 @@ def test_causal_outputs_do_not_see_the_future() -> None:
     torch.testing.assert_close(m1[:, :3], m2[:, :3])
     torch.testing.assert_close(c1[:, :3], c2[:, :3])
     assert (c1 > 0).all()
+    # left padding changes nothing: padding keys are masked, positions are right-aligned
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), history], 1)
+    user = torch.zeros(1, dtype=torch.long)
+    torch.testing.assert_close(model.score_all(Batch(history, user)), model.score_all(Batch(padded, user)))
 
 
 def test_overfits_a_deterministic_chain() -> None:

@@ -101,9 +101,7 @@ class AutoSeqRec(SeqRecModel):
         if matrix is None:
             raise RuntimeError("AutoSeqRec needs observe(inputs) before loss() or score_all()")
         if len(index) and int(index.max()) >= matrix.shape[0]:
-            raise IndexError(
-                f"row {int(index.max())} asked for; observe() saw {matrix.shape[0]} rows"
-            )
+            raise IndexError(f"row {int(index.max())} asked for; observe() saw {matrix.shape[0]} rows")
         return matrix.index_select(0, index).to_dense()
 
     # -- network ---------------------------------------------------------------------

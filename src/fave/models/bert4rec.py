@@ -41,6 +41,7 @@ class BERT4RecConfig:
     max_len: int = 50  # the FAVE protocol's 50 (original: 200 for ML-1m, 50 for Beauty/Steam)
     mask_prob: float = 0.2  # rho: 0.2 for ML-1m (run_ml-1m.sh), 0.6 Beauty, 0.4 Steam
     mask_last_prob: float = 0.1  # ~1 last-item-only sample per 10 random copies (gen_data_fin)
+    init_std: float = 0.02  # N(0, std) weights: the original's initializer_range 0.02
 
 
 class BERT4Rec(SeqRecModel):
@@ -58,7 +59,7 @@ class BERT4Rec(SeqRecModel):
         self.encoder = TransformerEncoder(c.hidden, c.heads, c.layers, c.dropout)
         self.transform = nn.Linear(c.hidden, c.hidden)  # W^P, b^P of eq. 7
         self.out_bias = nn.Parameter(torch.zeros(num_items))  # b^O of eq. 7
-        init_weights(self)  # N(0, 0.02): the original's initializer_range
+        init_weights(self, c.init_std)
 
     # -- sequences and masks ---------------------------------------------------------
     def training_sequence(self, batch: Batch) -> Tensor:
@@ -73,9 +74,7 @@ class BERT4Rec(SeqRecModel):
         real = seq > 0
         draw = torch.rand(seq.shape, generator=generator, device=seq.device) < c.mask_prob
         mask = draw & real
-        last_only = (
-            torch.rand(seq.shape[0], generator=generator, device=seq.device) < c.mask_last_prob
-        )
+        last_only = torch.rand(seq.shape[0], generator=generator, device=seq.device) < c.mask_last_prob
         mask &= ~last_only[:, None]
         mask[:, -1] |= (last_only | ~mask.any(1)) & real[:, -1]
         return mask

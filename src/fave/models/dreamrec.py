@@ -57,9 +57,7 @@ class DreamRecConfig:
 def linear_alpha_bars(steps: int, beta_start: float, beta_end: float) -> Tensor:
     """abar_k = prod_{j<=k} (1 - beta_j) for linear betas set for 1000 steps. -> [T]."""
     scale = 1000.0 / steps
-    betas = torch.linspace(
-        beta_start * scale, min(beta_end * scale, 0.999), steps, dtype=torch.float64
-    )
+    betas = torch.linspace(beta_start * scale, min(beta_end * scale, 0.999), steps, dtype=torch.float64)
     return torch.cumprod(1.0 - betas, 0).float()
 
 
@@ -69,15 +67,11 @@ class Denoiser(nn.Module):
     def __init__(self, hidden: int, kind: str) -> None:
         super().__init__()
         self.hidden = hidden
-        self.step_mlp = nn.Sequential(
-            nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden)
-        )
+        self.step_mlp = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
         if kind == "mlp1":
             self.net = nn.Sequential(nn.Linear(3 * hidden, hidden))
         elif kind == "mlp2":
-            self.net = nn.Sequential(
-                nn.Linear(3 * hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden)
-            )
+            self.net = nn.Sequential(nn.Linear(3 * hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
         else:
             raise ValueError(f"params.denoiser = {kind!r}; expected 'mlp1' or 'mlp2'")
 
@@ -94,9 +88,7 @@ class DreamRec(SeqRecModel):
         super().__init__(config, num_items)
         c = config
         if not 0 <= c.sample_steps <= c.steps:
-            raise ValueError(
-                f"params.sample_steps = {c.sample_steps}; expected 0 (all) to steps = {c.steps}"
-            )
+            raise ValueError(f"params.sample_steps = {c.sample_steps}; expected 0 (all) to steps = {c.steps}")
         self.item_emb = nn.Embedding(num_items + 1, c.hidden, padding_idx=0)
         self.pos_emb = PositionEmbedding(c.max_len, c.hidden)
         self.emb_drop = nn.Dropout(c.dropout)
@@ -106,9 +98,7 @@ class DreamRec(SeqRecModel):
         init_weights(self)
         nn.init.normal_(self.item_emb.weight, 0.0, 1.0)  # as the public code: targets at unit scale
         nn.init.normal_(self.null, 0.0, 1.0)
-        self.register_buffer(
-            "alpha_bars", linear_alpha_bars(c.steps, c.beta_start, c.beta_end), persistent=False
-        )
+        self.register_buffer("alpha_bars", linear_alpha_bars(c.steps, c.beta_start, c.beta_end), persistent=False)
 
     def encode(self, history: Tensor) -> Tensor:
         """history [B, L] -> guidance h [B, L, D] (position l has seen items <= l)."""

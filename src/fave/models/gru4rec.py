@@ -71,9 +71,7 @@ class GRU4Rec(SeqRecModel):
         pad = L - lengths
         right = _shift_rows(history, pad)  # right-padded: [i_1..i_n, 0..0]
         x = self.emb_drop(self.item_emb(right))  # [B, L, E]
-        packed = pack_padded_sequence(
-            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
+        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.gru(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # [B, L, H]
         return self.out(_shift_rows(out, (L - pad) % L))  # back to left padding, [B, L, D]

@@ -110,9 +110,7 @@ class FeedForward(nn.Module):
 
     def __init__(self, hidden: int, dropout: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(hidden, 4 * hidden), nn.ELU(), nn.Linear(4 * hidden, hidden)
-        )
+        self.net = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.ELU(), nn.Linear(4 * hidden, hidden))
         self.drop, self.norm = nn.Dropout(dropout), nn.LayerNorm(hidden, eps=1e-12)
 
     def forward(self, x: Tensor) -> Tensor:

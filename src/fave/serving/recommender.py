@@ -18,7 +18,8 @@ class Recommender:
     """Top-K next items for a raw item history, with the user's history removed."""
 
     def __init__(self, model: SeqRecModel, id_map: IdMap, max_len: int, histories: dict[str, list[int]] | None = None,
-                 titles: dict[str, str] | None = None) -> None:
+                 titles: dict[str, str] | None = None, seed: int = 12345) -> None:
+        self.seed = seed  # fixes the random draws of generative models (anchor mask, noise)
         self.model, self.id_map, self.max_len = model.eval(), id_map, max_len
         self.item_index = id_map.item_index()
         self.histories = histories or {}
@@ -39,7 +40,7 @@ class Recommender:
             titles = item_titles(config.dataset, data_dir) or {}
         except FaveError:
             pass
-        return cls(model, id_map, config.data.max_len, histories, titles)
+        return cls(model, id_map, config.data.max_len, histories, titles, config.train.eval_seed)
 
     @torch.no_grad()
     def recommend(self, items: list[str], k: int = 10, exclude_history: bool = True) -> list[tuple[str, float]]:
@@ -50,7 +51,9 @@ class Recommender:
             raise FaveError("empty history; give at least one item id")
         ids = np.array([self.item_index[i] for i in items], dtype=np.int64)
         batch = Batch(history=torch.from_numpy(left_pad([ids], self.max_len)), user=torch.zeros(1, dtype=torch.long))
-        scores = self.model.score_all(batch)[0].float()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            scores = self.model.score_all(batch)[0].float()
         if exclude_history:
             scores[torch.from_numpy(ids - 1)] = float("-inf")
         top = scores.topk(min(k, scores.numel()))
