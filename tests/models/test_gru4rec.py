@@ -41,7 +41,7 @@ def test_loss_and_scores_on_a_random_batch() -> None:
 
 
 def test_left_padding_does_not_change_the_scores() -> None:
-    """Packing: the GRU reads only real items, however much padding the batch adds."""
+    """The GRU reads only real items, however much padding the batch adds."""
     torch.manual_seed(0)
     model = GRU4Rec(GRU4RecConfig(embedding=16, hidden=24), N_ITEMS).eval()
     history = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]])

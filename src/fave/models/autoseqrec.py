@@ -10,7 +10,7 @@ Dropout, ReLU) reads any of their rows; three decoders reconstruct them:
   encoder; not itself in the score, as in the public code).
 Each is trained by MSE reconstruction of its rows, as in the public code (no ranking loss).
 
-Scores for user u whose last item is l (combination of the public code, sliu675/AutoSeqRec)::
+Scores for user u whose last item is l (the public code's combination, sliu675/AutoSeqRec)::
 
     s = w_basic  (enc(T[l]) * enc(R[u])) . enc(T^T[j])   for every item j   # short x long
       + w_item   dec_out(enc(T[l]))                                          # l's successors
@@ -119,11 +119,7 @@ class AutoSeqRec(SeqRecModel):
         user = F.mse_loss(self.dec_user(self.encode(r_u)), r_u)
         out = F.mse_loss(self.dec_out(self.encode(t_out)), t_out)
         into = F.mse_loss(self.dec_in(self.encode(t_in)), t_in)
-        parts = {
-            "user": float(user.detach()),
-            "out": float(out.detach()),
-            "in": float(into.detach()),
-        }
+        parts = {"user": float(user.detach()), "out": float(out.detach()), "in": float(into.detach())}
         return LossOutput(user + out + into, parts)
 
     def score_all(self, batch: Batch) -> Tensor:

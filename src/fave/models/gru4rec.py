@@ -6,10 +6,11 @@ input/output embeddings. Here, as in RecBole's GRU4Rec, a GRU reads the whole hi
 map takes its state back to the item-embedding space, and full softmax cross-entropy over all
 items supervises every position at once (parallel layout); the prefix layout also works.
 
-Histories are left-padded. A GRU fed zero vectors still moves its state (biases), so padding
-would leak the amount of padding into the state; the sequences are therefore right-aligned and
-packed, so the GRU sees exactly the real items, and the outputs are moved back to the left-padded
-positions.
+Histories are left-padded. A GRU fed zero vectors still moves its state (biases), so leading
+padding would leak the amount of padding into the state. Each row is therefore rotated to
+right padding, [i_1..i_n, 0..0], where the output at step j has read i_1..i_j only (the padding
+comes after it), and the outputs are rotated back. This is exact, like packing the sequences,
+and faster on CPU than packing (whose backward pass is ~3x slower).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fave.data.batching import Batch
 from fave.models.base import LossOutput, SeqRecModel
@@ -70,10 +70,7 @@ class GRU4Rec(SeqRecModel):
         lengths = (history > 0).sum(1)  # [B]
         pad = L - lengths
         right = _shift_rows(history, pad)  # right-padded: [i_1..i_n, 0..0]
-        x = self.emb_drop(self.item_emb(right))  # [B, L, E]
-        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.gru(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # [B, L, H]
+        out, _ = self.gru(self.emb_drop(self.item_emb(right)))  # [B, L, H]
         return self.out(_shift_rows(out, (L - pad) % L))  # back to left padding, [B, L, D]
 
     def _logits(self, h: Tensor) -> Tensor:

@@ -121,10 +121,8 @@ class STOSALayer(nn.Module):
     def __init__(self, c: STOSAConfig) -> None:
         super().__init__()
         self.attention = WassersteinAttention(c.hidden, c.heads, c.dropout, c.attn_dropout)
-        self.mean_ffn, self.cov_ffn = (
-            FeedForward(c.hidden, c.dropout),
-            FeedForward(c.hidden, c.dropout),
-        )
+        self.mean_ffn = FeedForward(c.hidden, c.dropout)
+        self.cov_ffn = FeedForward(c.hidden, c.dropout)
 
     def forward(self, mean: Tensor, cov: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         mean, cov = self.attention(mean, cov, mask)
