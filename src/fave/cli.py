@@ -1,9 +1,9 @@
 """The command line: the only place where strings become objects.
 
-    fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--seed 0]
-    fave evaluate runs/fave
-    fave recommend runs/fave --user 1 --k 10
-    fave data fetch|prepare|stats ml-100k [--json]
+fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--seed 0]
+fave evaluate runs/fave
+fave recommend runs/fave --user 1 --k 10
+fave data fetch|prepare|stats ml-100k [--json]
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fave", description="Generative sequential recommendation: FAVE and baselines.")
+    parser = argparse.ArgumentParser(
+        prog="fave", description="Generative sequential recommendation: FAVE and baselines."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model and evaluate it on validation and test")
@@ -31,8 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="ml-100k, beauty, steam, or a path to your own log")
     p.add_argument("--out", required=True, help="run directory (rerun with the same --out to resume)")
     p.add_argument("--config", default=None, help="YAML file with data/train/params sections")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set epochs=1 --set params.alpha=0.2")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set epochs=1 --set params.alpha=0.2",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     _add_data_dir(p)
@@ -66,7 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TABLE1 = ("pop", "gru4rec", "caser", "sasrec", "bert4rec", "stosa", "autoseqrec", "dreamrec", "diffurec", "fmrec", "fave")
+TABLE1 = (
+    "pop",
+    "gru4rec",
+    "caser",
+    "sasrec",
+    "bert4rec",
+    "stosa",
+    "autoseqrec",
+    "dreamrec",
+    "diffurec",
+    "fmrec",
+    "fave",
+)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -89,8 +109,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from fave.training.run import fmt_metrics, train_run
 
     cls = model_class(args.model)
-    config = resolve_config(args.model, args.dataset, cls.Config, args.config, args.overrides, args.seed,
-                            dataset_key=dataset_key(args.dataset))
+    config = resolve_config(
+        args.model,
+        args.dataset,
+        cls.Config,
+        args.config,
+        args.overrides,
+        args.seed,
+        dataset_key=dataset_key(args.dataset),
+    )
     metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet)
     print(f"{args.model} on {args.dataset} (seed {config.seed}), {metrics['train_seconds']:.0f} s of training")
     for protocol in ("paper", "masked"):
@@ -155,8 +182,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "recommend": cmd_recommend, "data": cmd_data, "models": cmd_models,
-            "report": cmd_report, **BENCH_COMMANDS}
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "recommend": cmd_recommend,
+    "data": cmd_data,
+    "models": cmd_models,
+    "report": cmd_report,
+    **BENCH_COMMANDS,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,8 +65,18 @@ class RunConfig:
 SECTIONS = ("data", "train", "params")
 # smallest allowed value of numeric keys (0 where 0 means "off")
 MINIMUM: dict[str, dict[str, float]] = {
-    "train": {"epochs": 0, "batch_size": 1, "eval_batch_size": 1, "lr": 0, "weight_decay": 0,
-              "grad_clip": 0, "patience": 1, "eval_every": 1, "threads": 0, "time_budget_s": 0},
+    "train": {
+        "epochs": 0,
+        "batch_size": 1,
+        "eval_batch_size": 1,
+        "lr": 0,
+        "weight_decay": 0,
+        "grad_clip": 0,
+        "patience": 1,
+        "eval_every": 1,
+        "threads": 0,
+        "time_budget_s": 0,
+    },
     "data": {"max_len": 1, "kcore": 0, "min_user_interactions": 0},
 }
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -106,9 +116,7 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise FaveError(
-            f"unknown config key {where}.{unknown[0]}; allowed keys: {', '.join(sorted(known))}"
-        )
+        raise FaveError(f"unknown config key {where}.{unknown[0]}; allowed keys: {', '.join(sorted(known))}")
     return cls(**{k: _coerce(where, known[k], v) for k, v in values.items()})
 
 
@@ -165,7 +173,9 @@ def parse_set(items: list[str], params_keys: set[str]) -> dict[str, Any]:
             if k in ("seed", "model", "dataset"):
                 parts = [k]
             else:
-                homes = [s for s, ks in (("train", train_keys), ("data", data_keys), ("params", params_keys)) if k in ks]
+                homes = [
+                    s for s, ks in (("train", train_keys), ("data", data_keys), ("params", params_keys)) if k in ks
+                ]
                 if not homes:
                     allowed = sorted(train_keys | data_keys | params_keys)
                     raise FaveError(f"unknown config key {k!r} in --set; allowed: {', '.join(allowed)}")
@@ -204,7 +214,9 @@ def resolve_config(
 def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
     unknown = sorted(set(d) - {"model", "dataset", "seed", *SECTIONS})
     if unknown:
-        raise FaveError(f"unknown top-level config key {unknown[0]!r}; allowed: model, dataset, seed, data, train, params")
+        raise FaveError(
+            f"unknown top-level config key {unknown[0]!r}; allowed: model, dataset, seed, data, train, params"
+        )
     params = build_dataclass(params_cls, d.get("params") or {}, "params")
     train = build_dataclass(TrainConfig, d.get("train") or {}, "train")
     if train.select_protocol not in ("paper", "masked"):

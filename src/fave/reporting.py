@@ -19,13 +19,21 @@ from fave.io_utils import atomic_write_json, atomic_write_text
 # Paper Table 1 (%, `paper` protocol), for side-by-side comparison only (FAVE-NOTES sec. 7).
 PAPER = {
     "ml-100k": {
-        "gru4rec": (12.20, 21.85, 6.03, 8.47), "sasrec": (13.57, 22.69, 6.34, 8.63), "bert4rec": (9.33, 16.86, 4.46, 6.34),
-        "diffurec": (12.85, 19.41, 6.41, 8.05), "dreamrec": (12.44, 20.84, 5.98, 7.82), "fmrec": (15.49, 24.31, 7.66, 9.82),
+        "gru4rec": (12.20, 21.85, 6.03, 8.47),
+        "sasrec": (13.57, 22.69, 6.34, 8.63),
+        "bert4rec": (9.33, 16.86, 4.46, 6.34),
+        "diffurec": (12.85, 19.41, 6.41, 8.05),
+        "dreamrec": (12.44, 20.84, 5.98, 7.82),
+        "fmrec": (15.49, 24.31, 7.66, 9.82),
         "fave": (15.87, 26.13, 8.20, 10.79),
     },
     "beauty": {
-        "gru4rec": (1.94, 3.85, 0.90, 1.38), "sasrec": (6.26, 8.98, 3.23, 3.66), "bert4rec": (3.72, 5.79, 1.83, 2.35),
-        "diffurec": (7.84, 10.94, 4.70, 5.48), "dreamrec": (6.98, 9.45, 3.98, 4.99), "fmrec": (8.27, 11.63, 4.95, 5.79),
+        "gru4rec": (1.94, 3.85, 0.90, 1.38),
+        "sasrec": (6.26, 8.98, 3.23, 3.66),
+        "bert4rec": (3.72, 5.79, 1.83, 2.35),
+        "diffurec": (7.84, 10.94, 4.70, 5.48),
+        "dreamrec": (6.98, 9.45, 3.98, 4.99),
+        "fmrec": (8.27, 11.63, 4.95, 5.79),
         "fave": (8.48, 11.90, 4.97, 5.84),
     },
 }
@@ -47,7 +55,9 @@ def aggregate(run_dirs: list[str | Path]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label, runs in groups.items():
         entry: dict[str, Any] = {
-            "model": runs[0]["model"], "dataset": runs[0]["dataset"], "seeds": [r["seed"] for r in runs],
+            "model": runs[0]["model"],
+            "dataset": runs[0]["dataset"],
+            "seeds": [r["seed"] for r in runs],
             "train_seconds": _stat([r["train_seconds"] for r in runs]),
         }
         stages: dict[str, list[float]] = {}
@@ -79,7 +89,8 @@ def markdown(table: dict[str, Any], title: str, command: str = "") -> str:
         lines += ["Produced by:", "", "```", command, "```", ""]
     lines += [
         "Test set, leave-one-out, full ranking over all items; mean ± std over seeds (%).",
-        "`paper` = history not removed (as the published numbers); `masked` = the user's history removed.", "",
+        "`paper` = history not removed (as the published numbers); `masked` = the user's history removed.",
+        "",
         "| run | protocol | " + " | ".join(KEYS) + " | seeds | train time (s) | paper's row (H@10 H@20 N@10 N@20) |",
         "|---|---|" + "---|" * len(KEYS) + "---|---|---|",
     ]
@@ -89,16 +100,22 @@ def markdown(table: dict[str, Any], title: str, command: str = "") -> str:
         t = e["train_seconds"]
         stage = ", ".join(f"{k} {v['mean']:.0f}" for k, v in e.get("stage_seconds", {}).items())
         for p in ("paper", "masked"):
-            cells = " | ".join(f"{100 * e['test'][p][k]['mean']:.2f} ± {100 * e['test'][p][k]['std']:.2f}" for k in KEYS)
+            cells = " | ".join(
+                f"{100 * e['test'][p][k]['mean']:.2f} ± {100 * e['test'][p][k]['std']:.2f}" for k in KEYS
+            )
             time_cell = f"{t['mean']:.0f}" + (f" ({stage})" if stage and len(e["stage_seconds"]) > 1 else "")
-            lines.append(f"| {label} | {p} | {cells} | {len(e['seeds'])} | {time_cell} | {ref if p == 'paper' else ''} |")
+            lines.append(
+                f"| {label} | {p} | {cells} | {len(e['seeds'])} | {time_cell} | {ref if p == 'paper' else ''} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def write_report(run_dirs: list[str], out_stem: str | Path, title: str, command: str = "") -> dict[str, Any]:
     table = aggregate(run_dirs)
     out_stem = Path(out_stem)
-    atomic_write_json(out_stem.with_suffix(".json"), {"title": title, "command": command, "runs": [str(d) for d in run_dirs],
-                                                       "results": table})
+    atomic_write_json(
+        out_stem.with_suffix(".json"),
+        {"title": title, "command": command, "runs": [str(d) for d in run_dirs], "results": table},
+    )
     atomic_write_text(out_stem.with_suffix(".md"), markdown(table, title, command))
     return table

@@ -31,8 +31,9 @@ def _reviews() -> list[dict]:
     times = {"B003": 300, "B002": 100, "B001": 100, "B005": 500, "B004": 400}
     rows += [{"reviewerID": "UA", "asin": a, "unixReviewTime": t} for a, t in times.items()]
     for i, u in enumerate(CORE_USERS[1:]):
-        rows += [{"reviewerID": u, "asin": a, "unixReviewTime": 10 * (i + j)}
-                 for j, a in enumerate(reversed(CORE_ITEMS))]
+        rows += [
+            {"reviewerID": u, "asin": a, "unixReviewTime": 10 * (i + j)} for j, a in enumerate(reversed(CORE_ITEMS))
+        ]
     rows += [{"reviewerID": "U6", "asin": a, "unixReviewTime": 7} for a in CORE_ITEMS[:4]]
     rows.append({"reviewerID": "U6", "asin": "BX", "unixReviewTime": 8})
     return rows
@@ -41,7 +42,7 @@ def _reviews() -> list[dict]:
 def _write_gz(path, rows, python_literal_every=3):
     lines = []
     for n, r in enumerate(rows):
-        r = {**r, "overall": 5.0, "reviewText": "it's \"fine\""}
+        r = {**r, "overall": 5.0, "reviewText": 'it\'s "fine"'}
         lines.append(repr(r) if n % python_literal_every == 0 else json.dumps(r))
     path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     return path

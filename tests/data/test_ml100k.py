@@ -14,8 +14,14 @@ from fave.errors import FaveError
 
 U_DATA = "".join(
     f"{u}\t{i}\t{r}\t{t}\n"
-    for u, i, r, t in [(2, 20, 5, 300), (1, 10, 3, 200), (1, 30, 4, 100), (1, 20, 1, 200),
-                       (2, 10, 2, 100), (2, 30, 2, 400)]
+    for u, i, r, t in [
+        (2, 20, 5, 300),
+        (1, 10, 3, 200),
+        (1, 30, 4, 100),
+        (1, 20, 1, 200),
+        (2, 10, 2, 100),
+        (2, 30, 2, 400),
+    ]
 )
 INTER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + U_DATA
 U_ITEM = "10|Alpha (1995)|01-Jan-1995||http://x|0|1\n20|B\xe9ta (1996)|||x|0\n30|Gamma (1997)||\n"
@@ -25,8 +31,7 @@ RB_ITEM = "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token
 EXPECTED = [[30, 10, 20], [10, 20, 30]]  # stable (user, time): the tie 10/20 keeps file order
 # (first training item, validation target, test target) of real ML-100k users in the stable
 # (user, timestamp) order; with an item tie-break instead, 281 users get another test item.
-KNOWN = {1: (168, 74, 102), 2: (286, 314, 281), 100: (302, 326, 346), 500: (286, 242, 313),
-         943: (64, 228, 234)}
+KNOWN = {1: (168, 74, 102), 2: (286, 314, 281), 100: (302, 326, 346), 500: (286, 242, 313), 943: (64, 228, 234)}
 
 
 def _sha(data: bytes) -> str:
@@ -75,8 +80,7 @@ def test_grouplens_archive(monkeypatch, offline):
     assert fetch("ml-100k", dd) == dd / "ml-100k" / "u.data"
     assert sorted(p.name for p in (dd / "ml-100k").iterdir()) == ["u.data", "u.item"]
     assert _sequences(load_dataset("ml-100k", data_dir=dd)) == EXPECTED
-    assert item_titles("ml-100k", dd) == {"10": "Alpha (1995)", "20": "Béta (1996)",
-                                          "30": "Gamma (1997)"}
+    assert item_titles("ml-100k", dd) == {"10": "Alpha (1995)", "20": "Béta (1996)", "30": "Gamma (1997)"}
 
 
 def test_falls_back_to_the_recbole_wheel(monkeypatch, offline):
@@ -89,8 +93,7 @@ def test_falls_back_to_the_recbole_wheel(monkeypatch, offline):
     assert fetch("ml-100k", dd).name == "ml-100k.inter"
     assert sorted(p.name for p in (dd / "ml-100k").iterdir()) == ["ml-100k.inter", "ml-100k.item"]
     assert _sequences(load_dataset("ml-100k", data_dir=dd)) == EXPECTED
-    assert item_titles("ml-100k", dd) == {"10": "Alpha (1995)", "20": "Béta (1996)",
-                                          "30": "Gamma"}
+    assert item_titles("ml-100k", dd) == {"10": "Alpha (1995)", "20": "Béta (1996)", "30": "Gamma"}
 
 
 def test_wheel_with_a_wrong_checksum_is_not_used(monkeypatch, offline):

@@ -7,10 +7,7 @@ from fave.errors import FaveError
 
 def _seqs(data):
     """Sequences as lists of raw item ids, keyed by raw user id."""
-    return {
-        data.id_map.users[u]: [data.id_map.raw_item(int(i)) for i in s]
-        for u, s in enumerate(data.sequences)
-    }
+    return {data.id_map.users[u]: [data.id_map.raw_item(int(i)) for i in s] for u, s in enumerate(data.sequences)}
 
 
 def test_ties_keep_file_order_and_users_are_grouped():

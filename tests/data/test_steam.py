@@ -12,10 +12,7 @@ from fave.errors import FaveError
 
 
 def _seqs(data):
-    return {
-        data.id_map.users[u]: [data.id_map.raw_item(int(i)) for i in s]
-        for u, s in enumerate(data.sequences)
-    }
+    return {data.id_map.users[u]: [data.id_map.raw_item(int(i)) for i in s] for u, s in enumerate(data.sequences)}
 
 
 def test_raw_steam_reviews(tmp_path):

@@ -64,7 +64,12 @@ def test_lines_format(tmp_path):
     inter = read_lines(path)
     assert inter.timestamps is None
     assert list(zip(inter.users, inter.items, strict=True)) == [
-        ("1", "1"), ("1", "2"), ("1", "3"), ("2", "4"), ("2", "2"), ("1", "9"),
+        ("1", "1"),
+        ("1", "2"),
+        ("1", "3"),
+        ("2", "4"),
+        ("2", "2"),
+        ("1", "9"),
     ]
 
 

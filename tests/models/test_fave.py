@@ -98,11 +98,18 @@ def test_stage2_freezes_item_embeddings(objective, layout):
     assert torch.equal(model.net.item_emb.weight, before)
 
 
-@pytest.mark.parametrize("switch", [
-    {"stage": "1"}, {"use_cons": False}, {"use_match": False}, {"prior": "gaussian"},
-    {"anchor_positions": "padded"}, {"objective": "authors", "inference_output": "raw"},
-    {"objective": "consistent", "use_cons": False},
-])
+@pytest.mark.parametrize(
+    "switch",
+    [
+        {"stage": "1"},
+        {"use_cons": False},
+        {"use_match": False},
+        {"prior": "gaussian"},
+        {"anchor_positions": "padded"},
+        {"objective": "authors", "inference_output": "raw"},
+        {"objective": "consistent", "use_cons": False},
+    ],
+)
 def test_ablation_switches_train_and_score(switch):
     torch.manual_seed(0)
     split = tiny_split()
@@ -117,7 +124,11 @@ def test_ablation_switches_train_and_score(switch):
 
 
 def _cfg(**params):
-    over = [f"params.{k}={v}" for k, v in {**SMALL, **params}.items()] + ["epochs=2", "batch_size=8", "eval_batch_size=8"]
+    over = [f"params.{k}={v}" for k, v in {**SMALL, **params}.items()] + [
+        "epochs=2",
+        "batch_size=8",
+        "eval_batch_size=8",
+    ]
     over = [o.replace("[16, 32]", "[16,32]") for o in over]
     return resolve_config("fave", "tiny", FAVE.Config, overrides=over, seed=3)
 

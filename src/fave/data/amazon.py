@@ -75,29 +75,34 @@ def read_amazon_reviews(path: str | Path) -> Interactions:
             record = _parse_record(line)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             raise malformed(
-                path, number, "not a JSON object or Python literal",
-                "each line must hold one review, e.g. {\"reviewerID\": ..., \"asin\": ..., "
-                "\"unixReviewTime\": ...}",
+                path,
+                number,
+                "not a JSON object or Python literal",
+                'each line must hold one review, e.g. {"reviewerID": ..., "asin": ..., "unixReviewTime": ...}',
             ) from None
         if not isinstance(record, dict):
             raise malformed(path, number, "not a JSON object", "each line must hold one review")
         missing = [k for k in ("reviewerID", "asin", "unixReviewTime") if k not in record]
         if missing:
             raise malformed(
-                path, number, f"review has no {', '.join(missing)}",
+                path,
+                number,
+                f"review has no {', '.join(missing)}",
                 "this reader expects the Amazon 2014 review format",
             )
         t = record["unixReviewTime"]
         if isinstance(t, bool) or not isinstance(t, (int, float)):
-            raise malformed(
-                path, number, f"unixReviewTime {t!r} is not a number", "fix or remove that line"
-            )
+            raise malformed(path, number, f"unixReviewTime {t!r} is not a number", "fix or remove that line")
         users.append(str(record["reviewerID"]))
         items.append(str(record["asin"]))
         times.append(float(t))
     if not users:
         raise FaveError(f"{path} is empty; it needs one review per line")
     return Interactions(
-        users, items, np.asarray(times), id_order="appearance", source=str(path),
+        users,
+        items,
+        np.asarray(times),
+        id_order="appearance",
+        source=str(path),
         min_kcore=S3REC_KCORE,
     )

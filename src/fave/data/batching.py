@@ -137,8 +137,11 @@ def eval_batches(
     order = np.argsort(lengths, kind="stable")
     for i in range(0, len(order), batch_size):
         idx = order[i : i + batch_size]
-        yield idx, Batch(
-            history=torch.from_numpy(left_pad([inputs[j] for j in idx], max_len)),
-            user=torch.from_numpy(users[idx].astype(np.int64)),
-            target=torch.from_numpy(targets[idx].astype(np.int64)),
+        yield (
+            idx,
+            Batch(
+                history=torch.from_numpy(left_pad([inputs[j] for j in idx], max_len)),
+                user=torch.from_numpy(users[idx].astype(np.int64)),
+                target=torch.from_numpy(targets[idx].astype(np.int64)),
+            ),
         )

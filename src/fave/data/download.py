@@ -93,9 +93,7 @@ def download(
     return dest
 
 
-def extract_member(
-    archive: str | Path, member: str, dest: str | Path, sha256: str | None = None
-) -> Path:
+def extract_member(archive: str | Path, member: str, dest: str | Path, sha256: str | None = None) -> Path:
     """Extract one member of a zip archive to ``dest`` atomically, verifying ``sha256``.
 
     Only the named member is read, so a hostile archive cannot write outside ``dest``.
@@ -106,13 +104,9 @@ def extract_member(
             with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as out:
                 shutil.copyfileobj(src, out, CHUNK)
         except KeyError:
-            raise FaveError(
-                f"{archive} has no member {member!r}; it is not the expected archive"
-            ) from None
+            raise FaveError(f"{archive} has no member {member!r}; it is not the expected archive") from None
         except zipfile.BadZipFile:
-            raise FaveError(
-                f"{archive} is not a valid zip archive; remove it and fetch again"
-            ) from None
+            raise FaveError(f"{archive} is not a valid zip archive; remove it and fetch again") from None
         if sha256 is not None:
             actual = sha256_file(tmp)
             if actual != sha256.lower():

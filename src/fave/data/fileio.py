@@ -45,9 +45,7 @@ def numbered_lines(path: str | Path, encoding: str = "utf-8-sig") -> Iterator[tu
             "save it as UTF-8 or pass the right --format"
         ) from None
     except (EOFError, gzip.BadGzipFile) as e:
-        raise FaveError(
-            f"{path} is a truncated or corrupt gzip file ({e}); fetch it again"
-        ) from None
+        raise FaveError(f"{path} is a truncated or corrupt gzip file ({e}); fetch it again") from None
     except OSError as e:
         raise FaveError(f"cannot read {path} ({e.strerror or e}); check its permissions") from None
 

@@ -74,9 +74,7 @@ def _label(named: str | None, path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", stem)[:40]
 
 
-def processed_path(
-    label: str, source: Path, data_dir: Path, fmt: str, kcore: int, min_user_interactions: int
-) -> Path:
+def processed_path(label: str, source: Path, data_dir: Path, fmt: str, kcore: int, min_user_interactions: int) -> Path:
     """``<data_dir>/processed/<label>-<hash>.npz``; the hash covers the source and options."""
     options = {
         "version": CACHE_VERSION,

@@ -76,8 +76,7 @@ def fetch_ml100k(data_dir: Path, allow_download: bool = True) -> Path:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise FaveError(
-            f"cannot create {target} ({e.strerror or e}); pass --data-dir or set {ENV_VAR} "
-            "to a writable directory"
+            f"cannot create {target} ({e.strerror or e}); pass --data-dir or set {ENV_VAR} to a writable directory"
         ) from None
     failures: list[str] = []
     for label, attempt in (("GroupLens", _from_grouplens), ("PyPI recbole wheel", _from_wheel)):
@@ -112,9 +111,7 @@ def _from_wheel(target: Path) -> Path:
         wheel.unlink(missing_ok=True)
         _download_wheel(wheel)
     extract_member(wheel, WHEEL_MEMBER + "ml-100k.item", target / "ml-100k.item", ITEM_SHA256)
-    ratings = extract_member(
-        wheel, WHEEL_MEMBER + "ml-100k.inter", target / "ml-100k.inter", INTER_SHA256
-    )
+    ratings = extract_member(wheel, WHEEL_MEMBER + "ml-100k.inter", target / "ml-100k.inter", INTER_SHA256)
     wheel.unlink()
     return ratings
 
@@ -168,8 +165,18 @@ def _wheel_urls_from_pypi() -> list[str]:
 def _pip_download(tmp: Path) -> Path:
     """Let pip fetch the wheel (it knows the machine's index and proxy settings)."""
     out = tmp / "pip"
-    cmd = [sys.executable, "-m", "pip", "download", f"recbole=={RECBOLE_VERSION}", "--no-deps",
-           "--only-binary=:all:", "--quiet", "-d", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        f"recbole=={RECBOLE_VERSION}",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        "-d",
+        str(out),
+    ]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.SubprocessError) as e:

@@ -18,8 +18,7 @@ from fave.data.userlog import read_delimited, read_inter, read_lines
 from fave.errors import FaveError
 
 NAMES = ("ml-100k", "beauty", "steam")
-ALIASES = {"ml100k": "ml-100k", "movielens-100k": "ml-100k", "amazon_beauty": "beauty",
-           "amazon-beauty": "beauty"}
+ALIASES = {"ml100k": "ml-100k", "movielens-100k": "ml-100k", "amazon_beauty": "beauty", "amazon-beauty": "beauty"}
 FORMATS = ("auto", "csv", "tsv", "inter", "lines", "amazon", "steam", "pickle")
 
 READERS: dict[str, Callable[[Path], Interactions]] = {

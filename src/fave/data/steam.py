@@ -48,26 +48,30 @@ def read_steam_reviews(path: str | Path) -> Interactions:
             record = ast.literal_eval(line)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             raise malformed(
-                path, number, "not a Python-literal dict",
-                "each line must hold one review, e.g. {'username': ..., 'product_id': ..., "
-                "'date': '2017-12-17'}",
+                path,
+                number,
+                "not a Python-literal dict",
+                "each line must hold one review, e.g. {'username': ..., 'product_id': ..., 'date': '2017-12-17'}",
             ) from None
         if not isinstance(record, dict):
             raise malformed(path, number, "not a dict", "each line must hold one review")
         user = record.get("username", record.get("user_id"))
-        fields = (("username/user_id", user), ("product_id", record.get("product_id")),
-                  ("date", record.get("date")))
+        fields = (("username/user_id", user), ("product_id", record.get("product_id")), ("date", record.get("date")))
         missing = [name for name, value in fields if value is None]
         if missing:
             raise malformed(
-                path, number, f"review has no {', '.join(missing)}",
+                path,
+                number,
+                f"review has no {', '.join(missing)}",
                 "this reader expects McAuley's steam_reviews format",
             )
         try:
             times.append(_day_seconds(str(record["date"])))
         except ValueError:
             raise malformed(
-                path, number, f"date {record['date']!r} is not YYYY-MM-DD",
+                path,
+                number,
+                f"date {record['date']!r} is not YYYY-MM-DD",
                 "fix or remove that line",
             ) from None
         users.append(str(user))
@@ -106,21 +110,15 @@ def load_pickle_safely(path: str | Path) -> Any:
     except FaveError:
         raise
     except Exception as e:  # a malformed pickle can fail in many ways
-        raise FaveError(
-            f"{path} is not a readable pickle ({e.__class__.__name__}: {e}); fetch it again"
-        ) from None
+        raise FaveError(f"{path} is not a readable pickle ({e.__class__.__name__}: {e}); fetch it again") from None
 
 
 def _as_sequence(path: Path, where: str, user: Any, value: Any) -> list[str]:
     if not isinstance(value, (list, tuple)):
-        raise FaveError(
-            f"{path}: {where}[{user!r}] is a {type(value).__name__}, expected a list of item ids"
-        )
+        raise FaveError(f"{path}: {where}[{user!r}] is a {type(value).__name__}, expected a list of item ids")
     for item in value:
         if isinstance(item, bool) or not isinstance(item, (int, str)):
-            raise FaveError(
-                f"{path}: {where}[{user!r}] holds {item!r}; item ids must be ints or strings"
-            )
+            raise FaveError(f"{path}: {where}[{user!r}] holds {item!r}; item ids must be ints or strings")
     return [str(item) for item in value]
 
 

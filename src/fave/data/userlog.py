@@ -27,10 +27,33 @@ from fave.data.preprocess import Interactions
 from fave.errors import FaveError
 
 USER_NAMES = {"user", "userid", "uid", "users", "username", "reviewerid", "customerid", "visitorid"}
-ITEM_NAMES = {"item", "itemid", "iid", "items", "movieid", "movie", "productid", "product",
-              "asin", "trackid", "songid", "bookid", "businessid"}
-TIME_NAMES = {"timestamp", "time", "ts", "unixtime", "unixreviewtime", "date", "datetime",
-              "timestamps", "createdat", "eventtime"}
+ITEM_NAMES = {
+    "item",
+    "itemid",
+    "iid",
+    "items",
+    "movieid",
+    "movie",
+    "productid",
+    "product",
+    "asin",
+    "trackid",
+    "songid",
+    "bookid",
+    "businessid",
+}
+TIME_NAMES = {
+    "timestamp",
+    "time",
+    "ts",
+    "unixtime",
+    "unixreviewtime",
+    "date",
+    "datetime",
+    "timestamps",
+    "createdat",
+    "eventtime",
+}
 NAMES_HINT = "user/user_id/userId, item/item_id/itemId/movieId, timestamp/time/ts"
 DELIMITERS = ("\t", ",", ";", "|", "::")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -119,9 +142,7 @@ def _columns_by_count(path: Path, n: int) -> tuple[int, int, int | None]:
     )
 
 
-def read_delimited(
-    path: str | Path, delimiter: str | None = "auto", header: str = "auto"
-) -> Interactions:
+def read_delimited(path: str | Path, delimiter: str | None = "auto", header: str = "auto") -> Interactions:
     """Read a CSV/TSV log (one interaction per line).
 
     ``delimiter``: ``"auto"`` sniffs tab, comma, semicolon, pipe, ``::`` and whitespace.
@@ -136,8 +157,7 @@ def read_delimited(
     first = _split(sample[0], delimiter)
     known = USER_NAMES | ITEM_NAMES | TIME_NAMES
     has_header = header == "required" or (
-        header == "auto"
-        and (any(_norm(c) in known for c in first) or not any(_looks_like_value(c) for c in first))
+        header == "auto" and (any(_norm(c) in known for c in first) or not any(_looks_like_value(c) for c in first))
     )
     if has_header:
         user_col, item_col, time_col = _columns_from_header(path, first)
@@ -156,7 +176,9 @@ def read_delimited(
         row = _split(line, delimiter)
         if len(row) < need:
             raise malformed(
-                path, number, f"expected {need} fields separated by {shown}, got {len(row)}",
+                path,
+                number,
+                f"expected {need} fields separated by {shown}, got {len(row)}",
                 "fix or remove that line",
             )
         user, item = row[user_col], row[item_col]
@@ -169,7 +191,9 @@ def read_delimited(
                 times.append(parse_time(row[time_col]))
             except ValueError:
                 raise malformed(
-                    path, number, f"timestamp {row[time_col]!r} is not a number or ISO date",
+                    path,
+                    number,
+                    f"timestamp {row[time_col]!r} is not a number or ISO date",
                     "use unix seconds (e.g. 881250949) or dates like 2017-12-17",
                 ) from None
     if not users:
@@ -192,7 +216,9 @@ def read_lines(path: str | Path) -> Interactions:
         fields = line.split()
         if len(fields) < 2:
             raise malformed(
-                path, number, "a user id with no items",
+                path,
+                number,
+                "a user id with no items",
                 "each line must be 'user item_1 item_2 ...'; remove the line or add items",
             )
         users.extend([fields[0]] * (len(fields) - 1))

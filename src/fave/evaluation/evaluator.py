@@ -89,9 +89,14 @@ def evaluate(
         for idx, batch in tqdm(batches, total=(n_users + bs - 1) // bs, disable=not progress, desc="eval"):
             scores = model.score_all(batch.to(device)).float()  # [B, N]
             if scores.shape != (len(idx), n_items):
-                raise RuntimeError(f"{type(model).__name__}.score_all returned {tuple(scores.shape)}, expected {(len(idx), n_items)}")
+                raise RuntimeError(
+                    f"{type(model).__name__}.score_all returned {tuple(scores.shape)}, expected {(len(idx), n_items)}"
+                )
             target_col = batch.target.to(device) - 1
-            per_protocol = {"paper": scores, "masked": mask_history(scores, [eval_set.inputs[j] for j in idx], target_col)}
+            per_protocol = {
+                "paper": scores,
+                "masked": mask_history(scores, [eval_set.inputs[j] for j in idx], target_col),
+            }
             for p, s in per_protocol.items():
                 ranks[p][idx] = target_ranks(s, target_col).cpu().numpy()
                 if diversity_k:

@@ -9,7 +9,9 @@ import torch
 from torch import Tensor
 
 
-def mode_times(shape: tuple[int, ...], scale: float = 1.0, eps: float = 1e-3, generator: torch.Generator | None = None) -> Tensor:
+def mode_times(
+    shape: tuple[int, ...], scale: float = 1.0, eps: float = 1e-3, generator: torch.Generator | None = None
+) -> Tensor:
     """``t = 1 - u - s (cos^2(pi u / 2) - 1 + u)``, u ~ U(0, 1), then ``t (1 - eps) + eps``."""
     u = torch.rand(shape, generator=generator)
     t = 1 - u - scale * (torch.cos(math.pi * u / 2) ** 2 - 1 + u)

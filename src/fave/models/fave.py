@@ -62,8 +62,12 @@ class FAVEConfig(BackboneConfig):
 
 
 CHOICES = {
-    "recipe": ("parallel", "prefix"), "stage": ("1", "2", "both"), "objective": ("paper", "consistent", "authors"),
-    "prior": ("anchor", "gaussian"), "anchor_positions": ("history", "padded"), "inference_output": ("x1", "raw"),
+    "recipe": ("parallel", "prefix"),
+    "stage": ("1", "2", "both"),
+    "objective": ("paper", "consistent", "authors"),
+    "prior": ("anchor", "gaussian"),
+    "anchor_positions": ("history", "padded"),
+    "inference_output": ("x1", "raw"),
 }
 
 
@@ -88,7 +92,9 @@ class FAVE(SeqRecModel):
         c = self.config
         s1 = StagePlan("stage1", epochs=None if c.stage1_epochs < 0 else c.stage1_epochs)
         s2 = StagePlan(
-            "stage2", epochs=None if c.stage2_epochs < 0 else c.stage2_epochs, lr_scale=c.stage2_lr_scale,
+            "stage2",
+            epochs=None if c.stage2_epochs < 0 else c.stage2_epochs,
+            lr_scale=c.stage2_lr_scale,
             weight_decay=None if c.stage2_weight_decay < 0 else c.stage2_weight_decay,
         )
         return {"1": [s1], "2": [s2], "both": [s1, s2]}[c.stage]
@@ -138,7 +144,9 @@ class FAVE(SeqRecModel):
     def _pick(self, x: Tensor, per_position: bool) -> Tensor:
         return x if per_position else x[:, -1]
 
-    def _aux(self, f: Tensor, h_mid: Tensor, batch: Batch, target: Tensor, valid: Tensor, per_position: bool) -> tuple[Tensor, Tensor]:
+    def _aux(
+        self, f: Tensor, h_mid: Tensor, batch: Batch, target: Tensor, valid: Tensor, per_position: bool
+    ) -> tuple[Tensor, Tensor]:
         """alpha * L_tgt (CE of f . E^T) and beta * L_src (history reconstruction)."""
         logits = f[valid] @ self.net.items.T  # [n, N]
         l_tgt = F.cross_entropy(logits, target[valid] - 1)
@@ -167,7 +175,9 @@ class FAVE(SeqRecModel):
         l_rec = ((f - x_1) ** 2).mean(-1)[valid].mean()
         l_tgt, l_src = self._aux(f, h_mid, batch, target, valid, per_pos)
         loss = l_rec + c.alpha * l_tgt + c.beta * l_src
-        return LossOutput(loss, {"rec": float(l_rec.detach()), "tgt": float(l_tgt.detach()), "src": float(l_src.detach())})
+        return LossOutput(
+            loss, {"rec": float(l_rec.detach()), "tgt": float(l_tgt.detach()), "src": float(l_src.detach())}
+        )
 
     def _stage2_loss(self, batch: Batch) -> LossOutput:
         c = self.config
@@ -211,7 +221,15 @@ class FAVE(SeqRecModel):
             flow = l_match
         l_tgt, l_src = self._aux(f, h_mid, batch, target, valid, per_pos)
         loss = flow + c.alpha * l_tgt + c.beta * l_src
-        return LossOutput(loss, {"match": float(l_match.detach()), "cons": float(l_cons.detach()), "tgt": float(l_tgt.detach()), "src": float(l_src.detach())})
+        return LossOutput(
+            loss,
+            {
+                "match": float(l_match.detach()),
+                "cons": float(l_cons.detach()),
+                "tgt": float(l_tgt.detach()),
+                "src": float(l_src.detach()),
+            },
+        )
 
     # -- inference -------------------------------------------------------------------
     def x1_fn(self, history: Tensor):

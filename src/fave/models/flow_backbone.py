@@ -61,7 +61,14 @@ class FlowBackbone(nn.Module):
         self.emb_drop = nn.Dropout(c.dropout)
         self.time_emb = TimeEmbedding(c.hidden, c.time_scale)
         self.encoder = TransformerEncoder(
-            c.hidden, c.heads, c.layers, c.dropout, norm="rms", drop_path=c.drop_path, use_rotary=True, math_attention=True
+            c.hidden,
+            c.heads,
+            c.layers,
+            c.dropout,
+            norm="rms",
+            drop_path=c.drop_path,
+            use_rotary=True,
+            math_attention=True,
         )
         self.out_norm = nn.LayerNorm(c.hidden)
         d1, d2 = c.decoder_hidden

@@ -17,8 +17,15 @@ from fave.training.checkpoint import load_run
 class Recommender:
     """Top-K next items for a raw item history, with the user's history removed."""
 
-    def __init__(self, model: SeqRecModel, id_map: IdMap, max_len: int, histories: dict[str, list[int]] | None = None,
-                 titles: dict[str, str] | None = None, seed: int = 12345) -> None:
+    def __init__(
+        self,
+        model: SeqRecModel,
+        id_map: IdMap,
+        max_len: int,
+        histories: dict[str, list[int]] | None = None,
+        titles: dict[str, str] | None = None,
+        seed: int = 12345,
+    ) -> None:
         self.seed = seed  # fixes the random draws of generative models (anchor mask, noise)
         self.model, self.id_map, self.max_len = model.eval(), id_map, max_len
         self.item_index = id_map.item_index()
@@ -32,8 +39,14 @@ class Recommender:
         try:  # the users' full sequences (for `recommend --user`), when the data is at hand
             from fave.data.load import load_dataset
 
-            data = load_dataset(config.dataset, data_dir, fmt=config.data.format, kcore=config.data.kcore,
-                                min_user_interactions=config.data.min_user_interactions, download=False)
+            data = load_dataset(
+                config.dataset,
+                data_dir,
+                fmt=config.data.format,
+                kcore=config.data.kcore,
+                min_user_interactions=config.data.min_user_interactions,
+                download=False,
+            )
             histories = {id_map.users[u]: s.tolist() for u, s in enumerate(data.sequences)}
             from fave.data.load import item_titles
 
@@ -57,7 +70,7 @@ class Recommender:
         if exclude_history:
             scores[torch.from_numpy(ids - 1)] = float("-inf")
         top = scores.topk(min(k, scores.numel()))
-        return [(self.id_map.raw_item(int(c) + 1), float(s)) for s, c in zip(top.values, top.indices)]
+        return [(self.id_map.raw_item(int(c) + 1), float(s)) for s, c in zip(top.values, top.indices, strict=True)]
 
     def describe(self, user: str, k: int = 10) -> str:
         if user not in self.histories:

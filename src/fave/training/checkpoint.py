@@ -61,13 +61,17 @@ def load_run(run_dir: str | Path, weights: str = WEIGHTS) -> tuple[SeqRecModel, 
     config = read_config(run_dir)
     for name in (weights, IDMAP):
         if not (run_dir / name).is_file():
-            raise FaveError(f"{run_dir / name} is missing; the run did not finish (rerun `fave train` with the same --out to resume)")
+            raise FaveError(
+                f"{run_dir / name} is missing; the run did not finish (rerun `fave train` with that --out to resume)"
+            )
     meta = json.loads((run_dir / IDMAP).read_text(encoding="utf-8"))
     model = build_model(config.model, config.params, int(meta["num_items"]))
     try:
         load_weights(model, run_dir / weights)
     except Exception as e:  # corrupt or mismatched file
-        raise FaveError(f"cannot load {run_dir / weights} ({e.__class__.__name__}); the file is corrupt or from another model") from None
+        raise FaveError(
+            f"cannot load {run_dir / weights} ({e.__class__.__name__}); the file is corrupt or from another model"
+        ) from None
     return model, config, IdMap(users=meta["users"], items=meta["items"])
 
 

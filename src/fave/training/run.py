@@ -44,23 +44,32 @@ def load_split(config: RunConfig, data_dir: str | None) -> Split:
     from fave.data.load import load_dataset
 
     d = config.data
-    data = load_dataset(config.dataset, data_dir, fmt=d.format, kcore=d.kcore, min_user_interactions=d.min_user_interactions)
+    data = load_dataset(
+        config.dataset, data_dir, fmt=d.format, kcore=d.kcore, min_user_interactions=d.min_user_interactions
+    )
     return Split(data)
 
 
 def evaluate_both(model: SeqRecModel, split: Split, config: RunConfig, diversity_k: int | None = 20) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase in ("valid", "test"):
-        res = evaluate(model, split.eval_set(phase), config.data.max_len, config.train.eval_batch_size,
-                       diversity_k=diversity_k if phase == "test" else None, seed=config.train.eval_seed)
+        res = evaluate(
+            model,
+            split.eval_set(phase),
+            config.data.max_len,
+            config.train.eval_batch_size,
+            diversity_k=diversity_k if phase == "test" else None,
+            seed=config.train.eval_seed,
+        )
         out[phase] = res.metrics
         if res.diversity:
             out["diversity"] = res.diversity
     return out
 
 
-def train_run(config: RunConfig, out_dir: str | Path, data_dir: str | None = None, quiet: bool = False,
-              split: Split | None = None) -> dict[str, Any]:
+def train_run(
+    config: RunConfig, out_dir: str | Path, data_dir: str | None = None, quiet: bool = False, split: Split | None = None
+) -> dict[str, Any]:
     """Train, select on validation, evaluate test once; write the run directory. Returns metrics."""
     out = Path(out_dir)
     split = split or load_split(config, data_dir)  # bad data fails before anything is written
@@ -75,8 +84,10 @@ def train_run(config: RunConfig, out_dir: str | Path, data_dir: str | None = Non
         save_config(config, out)
         save_id_map(split.data.id_map, split.num_items, out)
         log = Logger(out / "log.txt", quiet)
-        log(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} model={config.model} dataset={config.dataset} seed={config.seed} "
-            f"users={split.data.num_users} items={split.num_items}")
+        log(
+            f"# {time.strftime('%Y-%m-%d %H:%M:%S')} model={config.model} dataset={config.dataset} seed={config.seed} "
+            f"users={split.data.num_users} items={split.num_items}"
+        )
         trainer = Trainer(model, split, config, out, log, progress=not quiet)
         result = trainer.fit()
     except BaseException:
@@ -85,12 +96,16 @@ def train_run(config: RunConfig, out_dir: str | Path, data_dir: str | None = Non
         raise
     save_weights(model, out / WEIGHTS)
     metrics = evaluate_both(model, split, config)
-    metrics.update({
-        "model": config.model, "dataset": config.dataset, "seed": config.seed,
-        "train_seconds": round(result.seconds, 2),
-        "stages": [s.__dict__ for s in result.stages],
-        "protocols": PROTOCOL_NOTE,
-    })
+    metrics.update(
+        {
+            "model": config.model,
+            "dataset": config.dataset,
+            "seed": config.seed,
+            "train_seconds": round(result.seconds, 2),
+            "stages": [s.__dict__ for s in result.stages],
+            "protocols": PROTOCOL_NOTE,
+        }
+    )
     atomic_write_json(out / "metrics.json", metrics)
     log(f"test paper  {fmt_metrics(metrics['test']['paper'])}")
     log(f"test masked {fmt_metrics(metrics['test']['masked'])}")

@@ -74,12 +74,14 @@ class Trainer:
 
     def validate(self) -> dict[str, dict[str, float]]:
         t = self.config.train
-        res = evaluate(self.model, self.split.eval_set("valid"), self.config.data.max_len, t.eval_batch_size, seed=t.eval_seed)
+        res = evaluate(
+            self.model, self.split.eval_set("valid"), self.config.data.max_len, t.eval_batch_size, seed=t.eval_seed
+        )
         self.model.observe(self.split.train)
         return res.metrics
 
     def fit(self) -> TrainResult:
-        cfg, t = self.config, self.config.train
+        t = self.config.train
         if t.threads > 0:
             torch.set_num_threads(t.threads)
         state_path = self.run_dir / STATE if self.run_dir else None
@@ -106,7 +108,13 @@ class Trainer:
             if state and si == state["stage"]:
                 self.model.load_state_dict(state["model"])
                 opt.load_state_dict(state["optimizer"])
-                start, best, best_epoch, bad, seconds = state["epoch"], state["best"], state["best_epoch"], state["bad"], state["seconds"]
+                start, best, best_epoch, bad, seconds = (
+                    state["epoch"],
+                    state["best"],
+                    state["best_epoch"],
+                    state["bad"],
+                    state["seconds"],
+                )
                 best_blob = state["best_blob"]
                 state = None
             stopped = False
@@ -133,23 +141,43 @@ class Trainer:
                 )
                 stopped = bad >= t.patience or bool(last)
                 if state_path:
-                    save_state(state_path, {
-                        "stage": si, "epoch": epoch + 1, "best": best, "best_epoch": best_epoch, "bad": bad,
-                        "seconds": seconds, "best_blob": best_blob, "model": self.model.state_dict(),
-                        "optimizer": opt.state_dict(), "done": [s.__dict__ for s in result.stages],
-                    })
+                    save_state(
+                        state_path,
+                        {
+                            "stage": si,
+                            "epoch": epoch + 1,
+                            "best": best,
+                            "best_epoch": best_epoch,
+                            "bad": bad,
+                            "seconds": seconds,
+                            "best_blob": best_blob,
+                            "model": self.model.state_dict(),
+                            "optimizer": opt.state_dict(),
+                            "done": [s.__dict__ for s in result.stages],
+                        },
+                    )
                 if stopped:
                     break
             if best_blob is not None:
                 _restore(self.model, best_blob)
             result.stages.append(StageResult(plan.name, epoch + 1 if epochs else 0, seconds, best_epoch + 1, best))
             if state_path:
-                save_state(state_path, {"stage": si + 1, "epoch": 0, "done": [s.__dict__ for s in result.stages], "model": self.model.state_dict()})
+                save_state(
+                    state_path,
+                    {
+                        "stage": si + 1,
+                        "epoch": 0,
+                        "done": [s.__dict__ for s in result.stages],
+                        "model": self.model.state_dict(),
+                    },
+                )
         if state is not None:  # every stage had finished before the interruption
             self.model.load_state_dict(state["model"])
         return result
 
-    def _train_epoch(self, opt: torch.optim.Optimizer, stage: int, epoch: int, name: str) -> tuple[float, dict[str, float], int]:
+    def _train_epoch(
+        self, opt: torch.optim.Optimizer, stage: int, epoch: int, name: str
+    ) -> tuple[float, dict[str, float], int]:
         cfg, t = self.config, self.config.train
         seed = (cfg.seed * 1_000_003 + stage * 10_007 + epoch) % (2**31)
         torch.manual_seed(seed)  # a resumed epoch draws exactly what it would have drawn
