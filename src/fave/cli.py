@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="Results")
     p.add_argument("--command", default="", help="the command(s) that produced the runs, recorded in the report")
 
+    p = sub.add_parser("serve", help="serve top-K recommendations of a run over HTTP (needs fave[serve])")
+    p.add_argument("run_dir")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+
     sub.add_parser("models", help="list the registered models")
     add_bench_parser(sub)
     return parser
@@ -174,6 +179,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from fave.serving.app import create_app
+    from fave.serving.recommender import Recommender
+
+    rec = Recommender.from_run(args.run_dir)
+    app = create_app(rec, type(rec.model).__name__)
+    try:
+        import uvicorn
+    except ImportError:
+        raise FaveError("serving needs uvicorn: pip install 'fave[serve]'") from None
+    uvicorn.run(app, host=args.host, port=args.port)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from fave.models.registry import MODELS
 
@@ -189,6 +208,7 @@ COMMANDS = {
     "data": cmd_data,
     "models": cmd_models,
     "report": cmd_report,
+    "serve": cmd_serve,
     **BENCH_COMMANDS,
 }
 

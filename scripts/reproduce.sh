@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The commands behind results/. Each block is idempotent (finished runs are skipped), so the
+# script can be rerun after an interruption. One training at a time (2-core machine).
+#   bash scripts/reproduce.sh ml-100k | beauty | ablations | recipes | report
+set -euo pipefail
+cd "$(dirname "$0")/.."
+F=.venv/bin/fave
+train() {  # train OUT ARGS... (skip when finished)
+  local out=$1; shift
+  if [ -f "$out/metrics.json" ]; then echo "done: $out"; return; fi
+  $F train --out "$out" --quiet "$@"
+}
+fave_two_stage() {  # DATASET SEED: Stage 1 run, then Stage 2 initialised from it
+  local d=$1 s=$2
+  train "runs/$d/fave-stage1-seed$s" --model fave --dataset "$d" --seed "$s" --set stage=1
+  train "runs/$d/fave-seed$s" --model fave --dataset "$d" --seed "$s" --set stage=2 \
+    --set init_from="runs/$d/fave-stage1-seed$s"
+}
+case "${1:-ml-100k}" in
+  ml-100k)
+    train runs/ml-100k/pop-seed0 --model pop --dataset ml-100k --seed 0
+    for s in 0 1 2; do train "runs/ml-100k/sasrec-seed$s" --model sasrec --dataset ml-100k --seed "$s"; done
+    for s in 0 1 2; do fave_two_stage ml-100k "$s"; done ;;
+  beauty)
+    train runs/beauty/pop-seed0 --model pop --dataset beauty --seed 0
+    for s in ${SEEDS:-0}; do train "runs/beauty/sasrec-seed$s" --model sasrec --dataset beauty --seed "$s"; done
+    for s in ${SEEDS:-0}; do fave_two_stage beauty "$s"; done ;;
+  ablations)  # Stage-2 variants from the same Stage-1 run as runs/ml-100k/fave-seed0
+    A=(--model fave --dataset ml-100k --seed 0 --set stage=2 --set init_from=runs/ml-100k/fave-stage1-seed0)
+    train runs/ml-100k-ablations/consistent-objective-seed0 "${A[@]}" --set objective=consistent
+    train runs/ml-100k-ablations/wo-cons-seed0 "${A[@]}" --set use_cons=false
+    train runs/ml-100k-ablations/wo-match-seed0 "${A[@]}" --set use_match=false
+    train runs/ml-100k-ablations/gaussian-prior-seed0 "${A[@]}" --set prior=gaussian
+    train runs/ml-100k-ablations/authors-padded-anchor-seed0 "${A[@]}" --set anchor_positions=padded
+    train runs/ml-100k-ablations/authors-velocity-raw-output-seed0 "${A[@]}" --set objective=authors \
+      --set inference_output=raw
+    train runs/ml-100k-ablations/authors-velocity-x1-output-seed0 "${A[@]}" --set objective=authors \
+      --set inference_output=x1 ;;
+  recipes)  # the paper's prefix recipe vs the parallel recipe, same Stage-1 wall-clock budget
+    train runs/ml-100k-recipes/prefix-stage1-seed0 --model fave --dataset ml-100k --seed 0 --set stage=1 \
+      --set recipe=prefix --set batch_size=512 ;;
+  report)
+    $F report runs/ml-100k/*-seed* --out results/ml-100k --title "ML-100k: FAVE, SASRec, popularity" \
+      --command "bash scripts/reproduce.sh ml-100k"
+    $F report runs/beauty/*-seed* --out results/beauty --title "Beauty: FAVE, SASRec, popularity" \
+      --command "bash scripts/reproduce.sh beauty"
+    $F report runs/ml-100k/fave-seed0 runs/ml-100k/fave-stage1-seed0 runs/ml-100k-ablations/*-seed0 --out results/ml-100k-ablations \
+      --title "ML-100k: FAVE ablations and authors'-code switches (Stage 2 from one Stage-1 run, seed 0)" \
+      --command "bash scripts/reproduce.sh ablations"
+    $F report runs/ml-100k/fave-stage1-seed0 runs/ml-100k-recipes/*-seed0 --out results/ml-100k-recipes \
+      --title "ML-100k: parallel (CPU) vs prefix (paper) recipe, Stage 1, same wall-clock budget" \
+      --command "bash scripts/reproduce.sh recipes" ;;
+esac
