@@ -18,12 +18,7 @@ N_ITEMS = 25
 TINY = dict(hidden=16, heads=2, layers=2, decoder_hidden=[8, 8])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_split(users: int = 10) -> Split:

@@ -6,22 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from fave.data.batching import Batch, eval_batches, train_batches
+from fave.data.batching import Batch
 from fave.models.autoseqrec import SEEN_SCORE, AutoSeqRec, AutoSeqRecConfig
 
-N_ITEMS = 20
-
-
-def chain_data(num_users: int = 8, length: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
-    """Item i is always followed by i % N + 1; user u starts at item 3u + 1.
-    -> (training sequences, the next item after each)."""
-    seqs = [np.array([(3 * u + k) % N_ITEMS + 1 for k in range(length)]) for u in range(num_users)]
-    return [s[:-1] for s in seqs], np.array([s[-1] for s in seqs])
-
-
-def random_train() -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [rng.integers(1, N_ITEMS + 1, size=n) for n in (2, 5, 9, 3)]
+from toy import N_ITEMS, chain_data, check_loss_and_scores, first_batch, next_item_hits, overfit, random_train
 
 
 def test_observe_builds_counts_and_transitions() -> None:
@@ -48,16 +36,9 @@ def test_loss_and_scores_on_a_random_batch() -> None:
     train = random_train()
     model.observe(train)
     for layout in ("parallel", "prefix"):
-        batch = next(train_batches(train, layout, max_len=8, batch_size=4, rng=np.random.default_rng(0)))
-        out = model.loss(batch)
-        assert torch.isfinite(out.loss) and set(out.parts) == {"user", "out", "in"}
-        model.zero_grad()
-        out.loss.backward()
-        assert all(p.grad is not None for p in model.parameters())
-        model.eval()
-        scores = model.score_all(batch)
-        model.train()
-        assert scores.shape == (len(batch), N_ITEMS) and torch.isfinite(scores).all()
+        batch = first_batch(train, layout, np.random.default_rng(0))
+        out, scores = check_loss_and_scores(model, batch)
+        assert set(out.parts) == {"user", "out", "in"}
         # every item the user interacted with is at the bottom
         seen = torch.zeros(len(batch), N_ITEMS, dtype=torch.bool)
         for row, u in enumerate(batch.user.tolist()):
@@ -71,20 +52,6 @@ def test_overfits_a_deterministic_chain() -> None:
     train, targets = chain_data()
     model = AutoSeqRec(AutoSeqRecConfig(hidden=32, enc_dropout=0.0, dec_dropout=0.0), N_ITEMS)
     model.observe(train)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    rng = np.random.default_rng(0)
-    losses = []
-    for _ in range(200):
-        for batch in train_batches(train, "parallel", max_len=12, batch_size=8, rng=rng):
-            loss = model.loss(batch).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+    losses = overfit(model, train, epochs=200, max_len=12)
     assert losses[-1] < 0.1 * losses[0]
-    model.eval()
-    users = np.arange(len(train))
-    hits = 0
-    for _, batch in eval_batches(users, train, targets, max_len=12, batch_size=8):
-        hits += int((model.score_all(batch).argmax(1) + 1 == batch.target).sum())
-    assert hits >= len(users) - 1
+    assert next_item_hits(model, train, targets, max_len=12) >= len(train) - 1

@@ -5,17 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fave.data.batching import Batch, eval_batches, train_batches
+from fave.data.batching import Batch, train_batches
 from fave.models.bert4rec import BERT4Rec, BERT4RecConfig
 
-N_ITEMS = 20
-
-
-def chain_data(length: int = 10) -> tuple[list[np.ndarray], np.ndarray]:
-    """Item i is always followed by i % N + 1; one user starts at each item.
-    -> (training sequences, the next item after each)."""
-    seqs = [np.array([(u + k) % N_ITEMS + 1 for k in range(length)]) for u in range(N_ITEMS)]
-    return [s[:-1] for s in seqs], np.array([s[-1] for s in seqs])
+from toy import N_ITEMS, chain_data, check_loss_and_scores, first_batch, next_item_hits, overfit, random_train
 
 
 def small(max_len: int = 8, **kw: float) -> BERT4Rec:
@@ -25,19 +18,10 @@ def small(max_len: int = 8, **kw: float) -> BERT4Rec:
 def test_loss_and_scores_on_a_random_batch() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    train = [rng.integers(1, N_ITEMS + 1, size=n) for n in (2, 5, 9, 3)]
+    train = random_train(rng)
     model = small()
-    for layout in ("parallel", "prefix"):
-        batch = next(train_batches(train, layout, max_len=8, batch_size=4, rng=rng))
-        out = model.loss(batch)
-        assert torch.isfinite(out.loss)
-        model.zero_grad()
-        out.loss.backward()
-        assert all(p.grad is not None for p in model.parameters())
-        model.eval()
-        scores = model.score_all(batch)
-        model.train()
-        assert scores.shape == (len(batch), N_ITEMS) and torch.isfinite(scores).all()
+    for layout in ("parallel", "prefix"):  # the second batch draws on from the same generator
+        check_loss_and_scores(model, first_batch(train, layout, rng))
 
 
 def test_training_sequence_is_history_plus_last_target() -> None:
@@ -97,25 +81,11 @@ def test_overfits_a_deterministic_chain() -> None:
     steps (a plateau of seed-dependent length); a wider init makes the test short and stable."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    train, targets = chain_data()
+    train, targets = chain_data(num_users=N_ITEMS, length=10, stride=1)  # one user starts at each item
     config = BERT4RecConfig(
         hidden=32, layers=1, max_len=8, dropout=0.0, mask_prob=0.3, mask_last_prob=0.2, init_std=0.2
     )
     model = BERT4Rec(config, N_ITEMS)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    rng = np.random.default_rng(0)
-    losses = []
-    for _ in range(300):
-        for batch in train_batches(train, "parallel", max_len=8, batch_size=N_ITEMS, rng=rng):
-            loss = model.loss(batch).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+    losses = overfit(model, train, epochs=300, max_len=8, batch_size=N_ITEMS, lr=3e-3)
     assert np.mean(losses[-20:]) < 0.25 * np.mean(losses[:20])
-    model.eval()
-    users = np.arange(len(train))
-    hits = 0
-    for _, batch in eval_batches(users, train, targets, max_len=8, batch_size=N_ITEMS):
-        hits += int((model.score_all(batch).argmax(1) + 1 == batch.target).sum())
-    assert hits >= len(users) - 2
+    assert next_item_hits(model, train, targets, max_len=8, batch_size=N_ITEMS) >= len(train) - 2

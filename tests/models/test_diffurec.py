@@ -6,22 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from fave.data.batching import Batch, train_batches
 from fave.errors import FaveError
 from fave.models.blocks import RMSNorm
 from fave.models.diffurec import DDPMSchedule, DiffuRec, DiffuRecConfig
 from fave.models.registry import build_model
 
-N_ITEMS = 20
+from toy import N_ITEMS, chain, overfit, random_batch
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster and leaves the shared cores alone."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = dict(hidden=16, heads=2, layers=2, dropout=0.0, drop_path=0.0)
@@ -30,12 +22,6 @@ TINY = dict(hidden=16, heads=2, layers=2, dropout=0.0, drop_path=0.0)
 def tiny(**kw) -> DiffuRec:
     torch.manual_seed(0)
     return DiffuRec(DiffuRecConfig(**{**TINY, **kw}), N_ITEMS)
-
-
-def random_batch(layout: str) -> Batch:
-    rng = np.random.default_rng(0)
-    train = [rng.integers(1, N_ITEMS + 1, size=n) for n in (2, 5, 9, 3)]
-    return next(train_batches(train, layout, max_len=8, batch_size=4, rng=rng))
 
 
 def record_calls(model: DiffuRec) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -103,15 +89,5 @@ def test_loss_is_finite_and_backward_works(recipe: str) -> None:
 @pytest.mark.parametrize("recipe", ["parallel", "prefix"])
 def test_loss_falls_on_a_tiny_chain(recipe: str) -> None:
     model = tiny(recipe=recipe)
-    seqs = [np.array([(3 * u + k) % N_ITEMS + 1 for k in range(8)]) for u in range(6)]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    rng = np.random.default_rng(0)
-    losses = []
-    for _ in range(30):
-        for batch in train_batches(seqs, recipe, max_len=8, batch_size=64, rng=rng):
-            loss = model.loss(batch).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+    losses = overfit(model, chain(num_users=6, length=8), epochs=30, max_len=8, batch_size=64, layout=recipe)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])

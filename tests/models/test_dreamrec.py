@@ -5,23 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fave.data.batching import Batch, eval_batches, train_batches
 from fave.models.dreamrec import DreamRec, DreamRecConfig, linear_alpha_bars
 
-N_ITEMS = 20
-
-
-def chain_data(num_users: int = 8, length: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
-    """Item i is always followed by i % N + 1; user u starts at item 3u + 1.
-    -> (training sequences, the next item after each)."""
-    seqs = [np.array([(3 * u + k) % N_ITEMS + 1 for k in range(length)]) for u in range(num_users)]
-    return [s[:-1] for s in seqs], np.array([s[-1] for s in seqs])
-
-
-def random_batch(layout: str) -> Batch:
-    rng = np.random.default_rng(0)
-    train = [rng.integers(1, N_ITEMS + 1, size=n) for n in (2, 5, 9, 3)]
-    return next(train_batches(train, layout, max_len=8, batch_size=4, rng=rng))
+from toy import N_ITEMS, chain_data, check_loss_and_scores, next_item_hits, overfit, random_batch
 
 
 def small(**kw: object) -> DreamRecConfig:
@@ -33,16 +19,8 @@ def test_loss_and_scores_on_a_random_batch() -> None:
     for kind, ce in (("mlp1", 0.0), ("mlp2", 0.5)):
         model = DreamRec(small(denoiser=kind, ce_weight=ce), N_ITEMS)
         for layout in ("parallel", "prefix"):
-            batch = random_batch(layout)
-            out = model.loss(batch)
-            assert torch.isfinite(out.loss) and ("ce" in out.parts) == (ce > 0)
-            model.zero_grad()
-            out.loss.backward()
-            assert all(p.grad is not None for p in model.parameters())
-            model.eval()
-            scores = model.score_all(batch)
-            model.train()
-            assert scores.shape == (len(batch), N_ITEMS) and torch.isfinite(scores).all()
+            out, _ = check_loss_and_scores(model, random_batch(layout))
+            assert ("ce" in out.parts) == (ce > 0)
 
 
 def test_sampler_calls_the_denoiser_once_per_configured_step() -> None:
@@ -90,21 +68,6 @@ def test_overfits_a_deterministic_chain() -> None:
     train, targets = chain_data()
     cfg = DreamRecConfig(hidden=32, heads=2, dropout=0.0, steps=20, sample_steps=5, max_len=12)
     model = DreamRec(cfg, N_ITEMS)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    rng = np.random.default_rng(0)
-    losses = []
-    for _ in range(300):
-        for batch in train_batches(train, "parallel", max_len=12, batch_size=8, rng=rng):
-            loss = model.loss(batch).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+    losses = overfit(model, train, epochs=300, max_len=12)
     assert np.mean(losses[-20:]) < 0.2 * np.mean(losses[:5])
-    model.eval()
-    users = np.arange(len(train))
-    hits = 0
-    for _, batch in eval_batches(users, train, targets, max_len=12, batch_size=8):
-        scores = model.score_all(batch, torch.Generator().manual_seed(0))
-        hits += int((scores.argmax(1) + 1 == batch.target).sum())
-    assert hits >= len(users) - 1
+    assert next_item_hits(model, train, targets, max_len=12, sample_seed=0) >= len(train) - 1

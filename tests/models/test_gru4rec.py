@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from fave.data.batching import Batch, eval_batches, train_batches
+from fave.data.batching import Batch
 from fave.models.gru4rec import GRU4Rec, GRU4RecConfig
 
-N_ITEMS = 20
-
-
-def chain_data(num_users: int = 8, length: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
-    """Item i is always followed by i % N + 1; user u starts at item 3u + 1.
-    -> (training sequences, the next item after each)."""
-    seqs = [np.array([(3 * u + k) % N_ITEMS + 1 for k in range(length)]) for u in range(num_users)]
-    return [s[:-1] for s in seqs], np.array([s[-1] for s in seqs])
-
-
-def random_batch(layout: str) -> Batch:
-    rng = np.random.default_rng(0)
-    train = [rng.integers(1, N_ITEMS + 1, size=n) for n in (2, 5, 9, 3)]
-    return next(train_batches(train, layout, max_len=8, batch_size=4, rng=rng))
+from toy import N_ITEMS, chain_data, check_loss_and_scores, next_item_hits, overfit, random_batch
 
 
 def test_loss_and_scores_on_a_random_batch() -> None:
     torch.manual_seed(0)
     model = GRU4Rec(GRU4RecConfig(embedding=16, hidden=24, layers=2), N_ITEMS)
     for layout in ("parallel", "prefix"):
-        batch = random_batch(layout)
-        out = model.loss(batch)
-        assert torch.isfinite(out.loss)
-        model.zero_grad()
-        out.loss.backward()
-        assert all(p.grad is not None for p in model.parameters())
-        model.eval()
-        scores = model.score_all(batch)
-        model.train()
-        assert scores.shape == (len(batch), N_ITEMS) and torch.isfinite(scores).all()
+        check_loss_and_scores(model, random_batch(layout))
 
 
 def test_left_padding_does_not_change_the_scores() -> None:
@@ -61,20 +38,6 @@ def test_overfits_a_deterministic_chain() -> None:
     torch.manual_seed(0)
     train, targets = chain_data()
     model = GRU4Rec(GRU4RecConfig(embedding=16, hidden=32, dropout=0.0), N_ITEMS)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    rng = np.random.default_rng(0)
-    losses = []
-    for _ in range(150):
-        for batch in train_batches(train, "parallel", max_len=10, batch_size=8, rng=rng):
-            loss = model.loss(batch).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+    losses = overfit(model, train, epochs=150, max_len=10)
     assert losses[-1] < 0.1 * losses[0]
-    model.eval()
-    users = np.arange(len(train))
-    hits = 0
-    for _, batch in eval_batches(users, train, targets, max_len=10, batch_size=8):
-        hits += int((model.score_all(batch).argmax(1) + 1 == batch.target).sum())
-    assert hits >= len(users) - 1
+    assert next_item_hits(model, train, targets, max_len=10) >= len(train) - 1

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fave.data.fileio import malformed, numbered_lines
+from fave.data.fileio import malformed, review_rows
 from fave.data.paths import repo_root
 from fave.data.preprocess import Interactions
 from fave.errors import FaveError
@@ -61,43 +61,36 @@ def _parse_record(line: str) -> dict:
         return ast.literal_eval(line)  # the older "python literal" dumps
 
 
+def _review_row(path: Path, number: int, record: dict) -> tuple[str, str, float]:
+    """One review -> (reviewerID, asin, unixReviewTime)."""
+    missing = [k for k in ("reviewerID", "asin", "unixReviewTime") if k not in record]
+    if missing:
+        raise malformed(
+            path,
+            number,
+            f"review has no {', '.join(missing)}",
+            "this reader expects the Amazon 2014 review format",
+        )
+    t = record["unixReviewTime"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        raise malformed(path, number, f"unixReviewTime {t!r} is not a number", "fix or remove that line")
+    return str(record["reviewerID"]), str(record["asin"]), float(t)
+
+
 def read_amazon_reviews(path: str | Path) -> Interactions:
     """Raw Amazon reviews (reviewerID, asin, unixReviewTime per line) with S3-Rec settings.
 
     The returned rows ask for first-appearance ids and at least a 5-core (``min_kcore``).
     """
     path = Path(path)
-    users: list[str] = []
-    items: list[str] = []
-    times: list[float] = []
-    for number, line in numbered_lines(path):
-        try:
-            record = _parse_record(line)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            raise malformed(
-                path,
-                number,
-                "not a JSON object or Python literal",
-                'each line must hold one review, e.g. {"reviewerID": ..., "asin": ..., "unixReviewTime": ...}',
-            ) from None
-        if not isinstance(record, dict):
-            raise malformed(path, number, "not a JSON object", "each line must hold one review")
-        missing = [k for k in ("reviewerID", "asin", "unixReviewTime") if k not in record]
-        if missing:
-            raise malformed(
-                path,
-                number,
-                f"review has no {', '.join(missing)}",
-                "this reader expects the Amazon 2014 review format",
-            )
-        t = record["unixReviewTime"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)):
-            raise malformed(path, number, f"unixReviewTime {t!r} is not a number", "fix or remove that line")
-        users.append(str(record["reviewerID"]))
-        items.append(str(record["asin"]))
-        times.append(float(t))
-    if not users:
-        raise FaveError(f"{path} is empty; it needs one review per line")
+    users, items, times = review_rows(
+        path,
+        _parse_record,
+        "not a JSON object or Python literal",
+        "not a JSON object",
+        '{"reviewerID": ..., "asin": ..., "unixReviewTime": ...}',
+        _review_row,
+    )
     return Interactions(
         users,
         items,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from fave.errors import FaveError
 
@@ -63,3 +63,36 @@ def head_lines(path: str | Path, n: int = 20) -> list[str]:
 def malformed(path: str | Path, line_number: int, problem: str, fix: str) -> FaveError:
     """The one error shape for a bad line: file, line number, what is wrong, how to fix it."""
     return FaveError(f"{path}, line {line_number}: {problem}; {fix}")
+
+
+def review_rows(
+    path: Path,
+    parse: Callable[[str], Any],
+    not_parsed: str,
+    not_dict: str,
+    example: str,
+    row: Callable[[Path, int, dict], tuple[str, str, float]],
+) -> tuple[list[str], list[str], list[float]]:
+    """A review dump, one dict per non-blank line -> (users, items, times), in file order.
+
+    ``parse`` reads a line; a line it rejects, or one that is not a dict, is an error
+    (``not_parsed`` / ``not_dict``; ``example`` shows a good line), and so is a file with no
+    review at all. ``row(path, line_number, record)`` checks a record and returns its row.
+    """
+    users: list[str] = []
+    items: list[str] = []
+    times: list[float] = []
+    for number, line in numbered_lines(path):
+        try:
+            record = parse(line)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise malformed(path, number, not_parsed, f"each line must hold one review, e.g. {example}") from None
+        if not isinstance(record, dict):
+            raise malformed(path, number, not_dict, "each line must hold one review")
+        user, item, time = row(path, number, record)
+        users.append(user)
+        items.append(item)
+        times.append(time)
+    if not users:
+        raise FaveError(f"{path} is empty; it needs one review per line")
+    return users, items, times

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fave.data.fileio import malformed, numbered_lines
+from fave.data.fileio import malformed, review_rows
 from fave.data.preprocess import Interactions
 from fave.errors import FaveError
 
@@ -37,47 +37,41 @@ def _day_seconds(value: str) -> float:
     return float(calendar.timegm(d.timetuple()))
 
 
+def _review_row(path: Path, number: int, record: dict) -> tuple[str, str, float]:
+    """One review -> (username, else user_id; product_id; date in seconds)."""
+    user = record.get("username", record.get("user_id"))
+    fields = (("username/user_id", user), ("product_id", record.get("product_id")), ("date", record.get("date")))
+    missing = [name for name, value in fields if value is None]
+    if missing:
+        raise malformed(
+            path,
+            number,
+            f"review has no {', '.join(missing)}",
+            "this reader expects McAuley's steam_reviews format",
+        )
+    try:
+        time = _day_seconds(str(record["date"]))
+    except ValueError:
+        raise malformed(
+            path,
+            number,
+            f"date {record['date']!r} is not YYYY-MM-DD",
+            "fix or remove that line",
+        ) from None
+    return str(user), str(record["product_id"]), time
+
+
 def read_steam_reviews(path: str | Path) -> Interactions:
     """Raw Steam reviews -> rows (user = ``username``, else ``user_id``; time = ``date``)."""
     path = Path(path)
-    users: list[str] = []
-    items: list[str] = []
-    times: list[float] = []
-    for number, line in numbered_lines(path):
-        try:
-            record = ast.literal_eval(line)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            raise malformed(
-                path,
-                number,
-                "not a Python-literal dict",
-                "each line must hold one review, e.g. {'username': ..., 'product_id': ..., 'date': '2017-12-17'}",
-            ) from None
-        if not isinstance(record, dict):
-            raise malformed(path, number, "not a dict", "each line must hold one review")
-        user = record.get("username", record.get("user_id"))
-        fields = (("username/user_id", user), ("product_id", record.get("product_id")), ("date", record.get("date")))
-        missing = [name for name, value in fields if value is None]
-        if missing:
-            raise malformed(
-                path,
-                number,
-                f"review has no {', '.join(missing)}",
-                "this reader expects McAuley's steam_reviews format",
-            )
-        try:
-            times.append(_day_seconds(str(record["date"])))
-        except ValueError:
-            raise malformed(
-                path,
-                number,
-                f"date {record['date']!r} is not YYYY-MM-DD",
-                "fix or remove that line",
-            ) from None
-        users.append(str(user))
-        items.append(str(record["product_id"]))
-    if not users:
-        raise FaveError(f"{path} is empty; it needs one review per line")
+    users, items, times = review_rows(
+        path,
+        ast.literal_eval,
+        "not a Python-literal dict",
+        "not a dict",
+        "{'username': ..., 'product_id': ..., 'date': '2017-12-17'}",
+        _review_row,
+    )
     return Interactions(users, items, np.asarray(times), source=str(path))
 
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fave.data.batching import Batch
@@ -80,3 +81,44 @@ class SeqRecModel(nn.Module):
     def device(self) -> torch.device:
         p = next(self.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
+
+
+def at_targets(batch: Batch, *states: Tensor) -> tuple[Tensor, ...]:
+    """The per-position ``states`` [B, L, ...] that predict a target, then those targets.
+
+    Parallel layout (``batch.targets``): every non-padding position -> ([P, ...], ..., [P]);
+    prefix layout: the last position -> ([B, ...], ..., ``batch.target`` [B]).
+    """
+    if batch.targets is not None:
+        valid = batch.targets > 0
+        return (*(s[valid] for s in states), batch.targets[valid])
+    return (*(s[:, -1] for s in states), batch.target)
+
+
+class TiedEmbeddingModel(SeqRecModel):
+    """A history encoder whose states score items against its own input embeddings.
+
+    Subclasses define ``item_emb`` (``nn.Embedding(num_items + 1, D, padding_idx=0)``) and
+    ``encode(history [B, L]) -> [B, L, D]`` (position l has seen items <= l). Training is
+    full softmax cross-entropy of the next item at the positions :func:`at_targets` picks;
+    scoring reads the last position.
+    """
+
+    item_emb: nn.Embedding
+
+    def encode(self, history: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _logits(self, h: Tensor) -> Tensor:
+        return h @ self.item_emb.weight[1:].T  # [*, N]
+
+    def loss(self, batch: Batch) -> LossOutput:
+        h, target = at_targets(batch, self.encode(batch.history))
+        loss = F.cross_entropy(self._logits(h), target - 1)
+        return LossOutput(loss, {"ce": float(loss.detach())})
+
+    def score_all(self, batch: Batch) -> Tensor:
+        return self._logits(self.encode(batch.history)[:, -1])
+
+    def item_representation(self) -> Tensor:
+        return self.item_emb.weight[1:].detach()

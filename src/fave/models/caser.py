@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fave.data.batching import Batch
-from fave.models.base import LossOutput, SeqRecModel
+from fave.models.base import LossOutput, SeqRecModel, at_targets
 
 
 @dataclass
@@ -81,13 +81,9 @@ class Caser(SeqRecModel):
         return x @ self.out_emb.weight[1:].T + self.out_bias.weight[1:, 0]  # [M, N]
 
     def loss(self, batch: Batch) -> LossOutput:
-        if batch.targets is not None:  # parallel layout: a window ending at every position
-            valid = batch.targets > 0  # [B, T]
-            window = self.windows(batch.history)[valid]  # [M, L]
-            user = batch.user[:, None].expand_as(batch.history)[valid]
-            target = batch.targets[valid]
-        else:  # prefix layout: the window ending at the last history item
-            window, user, target = self.windows(batch.history)[:, -1], batch.user, batch.target
+        # parallel layout: a window ending at every position; prefix: the one at the last item
+        users = batch.user[:, None].expand_as(batch.history)
+        window, user, target = at_targets(batch, self.windows(batch.history), users)  # [M, L], [M], [M]
         loss = F.cross_entropy(self._logits(self.encode(window, user)), target - 1)
         return LossOutput(loss, {"ce": float(loss.detach())})
 

@@ -29,8 +29,8 @@ from torch import Tensor
 from fave.data.batching import Batch
 from fave.errors import FaveError
 from fave.models.base import LossOutput, SeqRecModel
-from fave.models.blocks import TransformerEncoder, init_weights
-from fave.models.flow_backbone import BackboneConfig, FlowBackbone
+from fave.models.blocks import init_weights
+from fave.models.flow_backbone import BackboneConfig, FlowBackbone, history_encoder
 from fave.models.fmrec import RECIPES, check_choice, target_ids
 
 
@@ -90,16 +90,7 @@ class DiffuRec(SeqRecModel):
         self.net = FlowBackbone(BackboneConfig(**backbone), num_items, causal=c.recipe == "parallel")
         self.net.decoder = None  # DiffuRec has no history decoder (and no parameters for it)
         if c.norm == "layer":
-            self.net.encoder = TransformerEncoder(
-                c.hidden,
-                c.heads,
-                c.layers,
-                c.dropout,
-                norm="layer",
-                drop_path=c.drop_path,
-                use_rotary=True,
-                math_attention=True,
-            )
+            self.net.encoder = history_encoder(self.net.config, norm="layer")
             init_weights(self.net.encoder)
         self.schedule = DDPMSchedule(c.diffusion_steps, c.beta_start, c.beta_end)
         self.schedule.chain(c.sample_steps)  # validates sample_steps

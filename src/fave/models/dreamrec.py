@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fave.data.batching import Batch
-from fave.models.base import LossOutput, SeqRecModel
+from fave.models.base import LossOutput, SeqRecModel, at_targets
 from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights, sinusoidal
 
 
@@ -108,12 +108,7 @@ class DreamRec(SeqRecModel):
         return out
 
     def loss(self, batch: Batch) -> LossOutput:
-        h = self.encode(batch.history)
-        if batch.targets is not None:  # parallel layout: every non-padding position
-            valid = batch.targets > 0
-            h, target = h[valid], batch.targets[valid]
-        else:  # prefix layout
-            h, target = h[:, -1], batch.target
+        h, target = at_targets(batch, self.encode(batch.history))
         x_0 = self.item_emb(target)  # [P, D]
         k = torch.randint(0, self.config.steps, target.shape, device=h.device)
         abar = self.alpha_bars[k].unsqueeze(-1)

@@ -37,6 +37,21 @@ class BackboneConfig:
     decoder_hidden: tuple[int, int] = (512, 2048)  # authors' code: 128 -> 512 -> 2048 -> N
 
 
+def history_encoder(c: BackboneConfig, norm: str = "rms") -> TransformerEncoder:
+    """The backbone's blocks: ``norm`` (pre-RMSNorm here; DiffuRec: LayerNorm), rotary
+    positions, DropPath, math attention."""
+    return TransformerEncoder(
+        c.hidden,
+        c.heads,
+        c.layers,
+        c.dropout,
+        norm=norm,
+        drop_path=c.drop_path,
+        use_rotary=True,
+        math_attention=True,
+    )
+
+
 class TimeEmbedding(nn.Module):
     """Two-layer MLP over a sinusoidal encoding of a time [*] -> [*, D]."""
 
@@ -60,16 +75,7 @@ class FlowBackbone(nn.Module):
         self.emb_norm = nn.LayerNorm(c.hidden)
         self.emb_drop = nn.Dropout(c.dropout)
         self.time_emb = TimeEmbedding(c.hidden, c.time_scale)
-        self.encoder = TransformerEncoder(
-            c.hidden,
-            c.heads,
-            c.layers,
-            c.dropout,
-            norm="rms",
-            drop_path=c.drop_path,
-            use_rotary=True,
-            math_attention=True,
-        )
+        self.encoder = history_encoder(c)
         self.out_norm = nn.LayerNorm(c.hidden)
         d1, d2 = c.decoder_hidden
         self.decoder = nn.Sequential(

@@ -18,11 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fave.data.batching import Batch
-from fave.models.base import LossOutput, SeqRecModel
+from fave.models.base import TiedEmbeddingModel
 from fave.models.blocks import init_weights
 
 
@@ -42,7 +40,7 @@ def _shift_rows(x: Tensor, shift: Tensor) -> Tensor:
     return x.gather(1, idx)
 
 
-class GRU4Rec(SeqRecModel):
+class GRU4Rec(TiedEmbeddingModel):
     Config = GRU4RecConfig
     default_layout = "parallel"
 
@@ -72,22 +70,3 @@ class GRU4Rec(SeqRecModel):
         right = _shift_rows(history, pad)  # right-padded: [i_1..i_n, 0..0]
         out, _ = self.gru(self.emb_drop(self.item_emb(right)))  # [B, L, H]
         return self.out(_shift_rows(out, (L - pad) % L))  # back to left padding, [B, L, D]
-
-    def _logits(self, h: Tensor) -> Tensor:
-        return h @ self.item_emb.weight[1:].T  # [*, N]
-
-    def loss(self, batch: Batch) -> LossOutput:
-        h = self.encode(batch.history)
-        if batch.targets is not None:  # parallel layout: every non-padding position
-            valid = batch.targets > 0
-            logits, target = self._logits(h[valid]), batch.targets[valid]
-        else:  # prefix layout: the last position
-            logits, target = self._logits(h[:, -1]), batch.target
-        loss = F.cross_entropy(logits, target - 1)
-        return LossOutput(loss, {"ce": float(loss.detach())})
-
-    def score_all(self, batch: Batch) -> Tensor:
-        return self._logits(self.encode(batch.history)[:, -1])
-
-    def item_representation(self) -> Tensor:
-        return self.item_emb.weight[1:].detach()

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fave.data.batching import Batch
-from fave.models.base import LossOutput, SeqRecModel
+from fave.models.base import TiedEmbeddingModel
 from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights
 
 
@@ -25,7 +23,7 @@ class SASRecConfig:
     max_len: int = 50
 
 
-class SASRec(SeqRecModel):
+class SASRec(TiedEmbeddingModel):
     Config = SASRecConfig
     default_layout = "parallel"
 
@@ -44,22 +42,3 @@ class SASRec(SeqRecModel):
         x = self.emb_drop(x) * (history > 0).unsqueeze(-1)
         out, _ = self.encoder(x, history, causal=True)
         return out
-
-    def _logits(self, h: Tensor) -> Tensor:
-        return h @ self.item_emb.weight[1:].T  # [*, N]
-
-    def loss(self, batch: Batch) -> LossOutput:
-        h = self.encode(batch.history)
-        if batch.targets is not None:  # parallel layout: every non-padding position
-            valid = batch.targets > 0
-            logits, target = self._logits(h[valid]), batch.targets[valid]
-        else:  # prefix layout
-            logits, target = self._logits(h[:, -1]), batch.target
-        loss = F.cross_entropy(logits, target - 1)
-        return LossOutput(loss, {"ce": float(loss.detach())})
-
-    def score_all(self, batch: Batch) -> Tensor:
-        return self._logits(self.encode(batch.history)[:, -1])
-
-    def item_representation(self) -> Tensor:
-        return self.item_emb.weight[1:].detach()

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fave.data.batching import Batch
-from fave.models.base import LossOutput, SeqRecModel
+from fave.models.base import LossOutput, SeqRecModel, at_targets
 from fave.models.blocks import PositionEmbedding, attention_mask, init_weights
 
 
@@ -166,12 +166,7 @@ class STOSA(SeqRecModel):
         return -wasserstein2_pairwise(mean, cov, *self.item_gaussians())
 
     def loss(self, batch: Batch) -> LossOutput:
-        mean, cov = self.encode(batch.history)
-        if batch.targets is not None:  # parallel layout: every non-padding position
-            valid = batch.targets > 0
-            mean, cov, target = mean[valid], cov[valid], batch.targets[valid]
-        else:  # prefix layout
-            mean, cov, target = mean[:, -1], cov[:, -1], batch.target
+        mean, cov, target = at_targets(batch, *self.encode(batch.history))
         ce = F.cross_entropy(self._logits(mean, cov), target - 1)
         loss, parts = ce, {"ce": float(ce.detach())}
         if self.config.pvn_weight > 0:
