@@ -16,6 +16,9 @@ from fave.errors import FaveError
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    from fave.benchmark.eval_time import add_parser
+
+    add_parser(sub)
     p = sub.add_parser("bench", help="efficiency of models on a dataset's test users (paper Table 3)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="trained run directories")
@@ -155,4 +158,10 @@ def cmd_bench_steps(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "bench-steps": cmd_bench_steps}
+def cmd_bench_eval(args: argparse.Namespace) -> int:
+    from fave.benchmark.eval_time import cmd
+
+    return cmd(args)
+
+
+COMMANDS = {"bench": cmd_bench, "bench-steps": cmd_bench_steps, "bench-eval": cmd_bench_eval}
