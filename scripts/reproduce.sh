@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The commands behind results/. Each block is idempotent (finished runs are skipped), so the
 # script can be rerun after an interruption. One training at a time (2-core machine).
-#   bash scripts/reproduce.sh ml-100k | beauty | ablations | recipes | baselines | bench | report
+#   bash scripts/reproduce.sh ml-100k | beauty | ablations | recipes | baselines | bench | table1 | probes | report
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -f "$ROOT/pyproject.toml" ] || ROOT=$PWD  # run from a copy of this script: use the current directory
@@ -41,10 +41,10 @@ case "${1:-ml-100k}" in
   recipes)  # the paper's prefix recipe vs the parallel recipe, same Stage-1 wall-clock budget
     train runs/ml-100k-recipes/prefix-stage1-seed0 --model fave --dataset ml-100k --seed 0 --set stage=1 \
       --set recipe=prefix --set batch_size=512 ;;
-  baselines)  # the other Table-1 models on ML-100k, seed 0, each with a 3-minute training budget
-    # (FMRec and DiffuRec with FAVE's Stage-1 budget, from their ml-100k configs)
+  baselines)  # FMRec and DiffuRec on ML-100k, seed 0, with FAVE's Stage-1 budget (their ml-100k configs)
     train runs/ml-100k/fmrec-seed0 --model fmrec --dataset ml-100k --seed 0
-    train runs/ml-100k/diffurec-seed0 --model diffurec --dataset ml-100k --seed 0
+    train runs/ml-100k/diffurec-seed0 --model diffurec --dataset ml-100k --seed 0 ;;
+  table1)  # the other Table-1 models on ML-100k, seed 0, each with a 3-minute training budget
     for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
       train "runs/ml-100k/$m-seed0" --model "$m" --dataset ml-100k --seed 0 --set time_budget_s=180
     done ;;
@@ -55,6 +55,12 @@ case "${1:-ml-100k}" in
       runs/ml-100k/sasrec-seed0 --out results/bench-ml-100k --threads 2 --batch-sizes 64 512 \
       --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64
     $F bench-steps runs/ml-100k/fmrec-seed0 --fave runs/ml-100k/fave-seed0 --out results/steps-ml-100k ;;
+  probes)  # what the flow input contributes at inference: the same weights with delta = 0
+    mkdir -p results/probes
+    for s in 0 1 2; do
+      $F evaluate "runs/ml-100k/fave-seed$s" --json > "results/probes/fave-ml-100k-seed$s.json"
+      $F evaluate "runs/ml-100k/fave-seed$s" --set params.delta=0 --json > "results/probes/fave-ml-100k-seed$s-delta0.json"
+    done ;;
   report)
     $F report runs/ml-100k/*-seed* --out results/ml-100k --title "ML-100k: FAVE, SASRec, popularity" \
       --command "bash scripts/reproduce.sh ml-100k"

@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="re-evaluate a trained run on its dataset")
     p.add_argument("run_dir")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change an inference setting, e.g. --set params.delta=0 or --set eval_seed=7",
+    )
     p.add_argument("--json", action="store_true")
     _add_data_dir(p)
 
@@ -135,7 +143,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from fave.training.checkpoint import load_run
     from fave.training.run import evaluate_both, fmt_metrics, load_split
 
-    model, config, _ = load_run(args.run_dir)
+    model, config, _ = load_run(args.run_dir, overrides=args.overrides)
     metrics = evaluate_both(model, load_split(config, args.data_dir), config)
     if args.json:
         print(json.dumps(metrics, indent=2))

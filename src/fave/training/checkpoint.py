@@ -55,10 +55,21 @@ def read_config(run_dir: Path) -> RunConfig:
     return config_from_dict(d, model_class(d["model"]).Config)
 
 
-def load_run(run_dir: str | Path, weights: str = WEIGHTS) -> tuple[SeqRecModel, RunConfig, IdMap]:
-    """Rebuild a trained model from its run directory alone."""
+def load_run(
+    run_dir: str | Path, weights: str = WEIGHTS, overrides: list[str] | None = None
+) -> tuple[SeqRecModel, RunConfig, IdMap]:
+    """Rebuild a trained model from its run directory alone.
+
+    ``overrides`` (``key=value``) change the config before the model is built, e.g. an
+    inference setting such as ``params.sample_steps=5``; the weights must still fit.
+    """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
+    if overrides:
+        from fave.config import _deep_update, parse_set
+
+        merged = _deep_update(config.to_dict(), parse_set(overrides, set(config.params)))
+        config = config_from_dict(merged, model_class(config.model).Config)
     for name in (weights, IDMAP):
         if not (run_dir / name).is_file():
             raise FaveError(
