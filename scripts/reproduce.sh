@@ -48,13 +48,14 @@ case "${1:-ml-100k}" in
     for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
       train "runs/ml-100k/$m-seed0" --model "$m" --dataset ml-100k --seed 0 --set time_budget_s=180
     done ;;
-  bench)
+  bench)  # efficiency: trained FAVE/SASRec evaluation time; FLOPs and latency of all four architectures
     $F bench-eval runs/ml-100k/sasrec-seed0 runs/ml-100k/fave-seed0 runs/beauty/sasrec-seed0 \
       runs/beauty/fave-seed0 --out results/eval-time
-    $F bench --runs runs/ml-100k/fave-seed0 runs/ml-100k/fmrec-seed0 runs/ml-100k/diffurec-seed0 \
-      runs/ml-100k/sasrec-seed0 --out results/bench-ml-100k --threads 2 --batch-sizes 64 512 \
-      --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64
-    $F bench-steps runs/ml-100k/fmrec-seed0 --fave runs/ml-100k/fave-seed0 --out results/steps-ml-100k ;;
+    $F bench --models fave fmrec diffurec sasrec --dataset ml-100k --out results/bench-ml-100k --threads 2 \
+      --batch-sizes 64 512 --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64
+    if [ -f runs/ml-100k/fmrec-seed0/metrics.json ]; then
+      $F bench-steps runs/ml-100k/fmrec-seed0 --fave runs/ml-100k/fave-seed0 --out results/steps-ml-100k
+    fi ;;
   probes)  # what the flow input contributes at inference: the same weights with delta = 0
     mkdir -p results/probes
     for s in 0 1 2; do

@@ -43,6 +43,7 @@ class TrainConfig:
     select_metric: str = "NDCG@20"  # validation metric for model selection
     select_protocol: str = "paper"  # paper | masked
     layout: str = "auto"  # auto (the model's choice) | prefix | parallel
+    windows: str = "last"  # parallel layout: last (last max_len+1 items, as SASRec) | all (every target)
     threads: int = 0  # torch threads (0 = torch default)
     time_budget_s: float = 0.0  # stop a stage after this many seconds (0 = no budget)
     eval_seed: int = 12345  # seed for randomness at evaluation (anchor masks, noise)
@@ -221,6 +222,8 @@ def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
     train = build_dataclass(TrainConfig, d.get("train") or {}, "train")
     if train.select_protocol not in ("paper", "masked"):
         raise FaveError(f"train.select_protocol must be 'paper' or 'masked', got {train.select_protocol!r}")
+    if train.windows not in ("last", "all"):
+        raise FaveError(f"train.windows must be 'last' or 'all', got {train.windows!r}")
     if train.layout not in ("auto", "prefix", "parallel"):
         raise FaveError(f"train.layout must be auto, prefix or parallel, got {train.layout!r}")
     from fave.evaluation.metrics import KS  # the metrics every validation computes

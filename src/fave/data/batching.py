@@ -92,18 +92,36 @@ def prefix_batches(
         )
 
 
-def parallel_batches(
-    train: Sequence[np.ndarray], max_len: int, batch_size: int, rng: np.random.Generator
-) -> Iterator[Batch]:
-    """One sequence per user, every position supervised, bucketed by length.
+def parallel_windows(train: Sequence[np.ndarray], max_len: int, windows: str) -> tuple[np.ndarray, np.ndarray]:
+    """(user, end) of every training window ``seq[max(0, end - max_len - 1):end]``.
 
-    Sequences longer than ``max_len + 1`` keep their last ``max_len + 1`` items, as the
-    paper's truncation to 50 items keeps only recent history.
+    ``last``: one window per user, its last ``max_len + 1`` items (original SASRec).
+    ``all``: windows ending at n, n - max_len, n - 2 max_len, ...: every training target is
+    supervised exactly once per epoch (the paper's recipe trains on every prefix).
     """
-    users = np.array([u for u, s in enumerate(train) if len(s) >= 2], dtype=np.int64)
-    lengths = np.array([min(len(train[u]) - 1, max_len) for u in users])
+    users, ends = [], []
+    for u, s in enumerate(train):
+        n = len(s)
+        if n < 2:
+            continue
+        stops = [n] if windows == "last" else list(range(n, 1, -max_len))
+        users += [u] * len(stops)
+        ends += stops
+    return np.asarray(users, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+
+
+def parallel_batches(
+    train: Sequence[np.ndarray], max_len: int, batch_size: int, rng: np.random.Generator, windows: str = "last"
+) -> Iterator[Batch]:
+    """Windows of up to ``max_len + 1`` items, every position supervised, bucketed by length.
+
+    Within a window, position i sees the window's items up to i (at most ``max_len``).
+    """
+    users, ends = parallel_windows(train, max_len, windows)
+    starts = np.maximum(0, ends - max_len - 1)
+    lengths = ends - starts - 1
     for idx in _bucketed_order(lengths, batch_size, rng):
-        seqs = [train[u][-(max_len + 1) :] for u in users[idx]]
+        seqs = [train[u][a:e] for u, a, e in zip(users[idx], starts[idx], ends[idx], strict=True)]
         yield Batch(
             history=torch.from_numpy(left_pad([s[:-1] for s in seqs], max_len)),
             user=torch.from_numpy(users[idx]),
@@ -111,21 +129,28 @@ def parallel_batches(
         )
 
 
-def count_batches(train: Sequence[np.ndarray], layout: str, batch_size: int) -> int:
+def count_batches(
+    train: Sequence[np.ndarray], layout: str, batch_size: int, max_len: int = 50, windows: str = "last"
+) -> int:
     if layout == "prefix":
         n = int(sum(max(0, len(s) - 1) for s in train))
     else:
-        n = int(sum(1 for s in train if len(s) >= 2))
+        n = len(parallel_windows(train, max_len, windows)[0])
     return (n + batch_size - 1) // batch_size
 
 
 def train_batches(
-    train: Sequence[np.ndarray], layout: str, max_len: int, batch_size: int, rng: np.random.Generator
+    train: Sequence[np.ndarray],
+    layout: str,
+    max_len: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    windows: str = "last",
 ) -> Iterator[Batch]:
     if layout == "prefix":
         return prefix_batches(train, max_len, batch_size, rng)
     if layout == "parallel":
-        return parallel_batches(train, max_len, batch_size, rng)
+        return parallel_batches(train, max_len, batch_size, rng, windows)
     raise ValueError(f"unknown layout {layout!r}; expected 'prefix' or 'parallel'")
 
 

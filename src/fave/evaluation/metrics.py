@@ -15,6 +15,7 @@ KS = (5, 10, 20)
 
 def target_ranks(scores: Tensor, target_col: Tensor) -> Tensor:
     """scores [B, N] (column j = item j+1), target_col [B] (0-based column) -> ranks [B]."""
+    scores = scores.nan_to_num(nan=float("-inf"))  # a NaN score never ranks above anything
     target_score = scores.gather(1, target_col[:, None])  # [B, 1]
     cols = torch.arange(scores.shape[1], device=scores.device)[None, :]
     higher = (scores > target_score).sum(1)

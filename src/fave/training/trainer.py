@@ -71,6 +71,13 @@ class Trainer:
         self.model, self.split, self.config = model, split, config
         self.run_dir, self.log, self.progress = run_dir, log, progress
         self.layout = config.train.layout if config.train.layout != "auto" else model.default_layout
+        if self.layout == "parallel" and model.default_layout == "prefix":
+            from fave.errors import FaveError
+
+            raise FaveError(
+                "train.layout=parallel needs a causal model, but this one is built for the prefix recipe "
+                "(its attention would see the targets); set params.recipe=parallel instead"
+            )
 
     def validate(self) -> dict[str, dict[str, float]]:
         t = self.config.train
@@ -118,6 +125,9 @@ class Trainer:
                 best_blob = state["best_blob"]
                 state = None
             stopped = False
+            epoch = start - 1
+            if bad >= t.patience:  # interrupted after early stopping, before the stage was closed
+                start = epochs
             for epoch in range(start, epochs):
                 t0 = time.perf_counter()
                 loss_sum, parts_sum, n = self._train_epoch(opt, si, epoch, plan.name)
@@ -183,8 +193,8 @@ class Trainer:
         torch.manual_seed(seed)  # a resumed epoch draws exactly what it would have drawn
         rng = np.random.default_rng(seed)
         self.model.train()
-        batches = train_batches(self.split.train, self.layout, cfg.data.max_len, t.batch_size, rng)
-        total = count_batches(self.split.train, self.layout, t.batch_size)
+        batches = train_batches(self.split.train, self.layout, cfg.data.max_len, t.batch_size, rng, t.windows)
+        total = count_batches(self.split.train, self.layout, t.batch_size, cfg.data.max_len, t.windows)
         loss_sum, parts_sum, n = 0.0, {}, 0
         bar = tqdm(batches, total=total, desc=f"{name} {epoch + 1}", leave=False, disable=not self.progress)
         for batch in bar:

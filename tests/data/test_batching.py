@@ -1,0 +1,33 @@
+import numpy as np
+
+from fave.data.batching import parallel_batches, prefix_samples
+
+
+def _pairs(batches):
+    """(history tuple without padding, target) for every supervised position."""
+    out = []
+    for b in batches:
+        for h, t in zip(b.history.tolist(), b.targets.tolist(), strict=True):
+            for i, target in enumerate(t):
+                if target:
+                    out.append((tuple(x for x in h[: i + 1] if x), target))
+    return out
+
+
+def test_all_windows_supervise_every_target_once_with_its_recent_history():
+    rng = np.random.default_rng(0)
+    train = [np.arange(1, n + 1) + 100 * u for u, n in enumerate([2, 5, 12, 23, 1])]
+    pairs = _pairs(parallel_batches(train, max_len=5, batch_size=3, rng=rng, windows="all"))
+    users, cuts = prefix_samples(train)
+    expected = sorted((u, int(train[u][k])) for u, k in zip(users, cuts, strict=True))
+    assert sorted(t for _, t in pairs) == sorted(t for _, t in expected)  # each target exactly once
+    for hist, target in pairs:  # the history is the items just before the target, at most max_len
+        seq = next(s for s in train if target in s).tolist()
+        k = seq.index(target)
+        assert 1 <= len(hist) <= 5 and list(hist) == seq[k - len(hist) : k]
+
+
+def test_last_window_keeps_only_recent_targets():
+    train = [np.arange(1, 24)]
+    pairs = _pairs(parallel_batches(train, max_len=5, batch_size=3, rng=np.random.default_rng(0), windows="last"))
+    assert sorted(t for _, t in pairs) == [19, 20, 21, 22, 23]
