@@ -75,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories (seeds grouped by name without -seedN)")
     p.add_argument("--out", required=True, help="output path without extension, e.g. results/ml-100k")
     p.add_argument("--title", default="Results")
-    p.add_argument("--command", default="", help="the command(s) that produced the runs, recorded in the report")
+    p.add_argument(
+        "--command",
+        dest="record_command",
+        default="",
+        help="the command(s) that produced the runs, recorded in the report",
+    )
 
     p = sub.add_parser("serve", help="serve top-K recommendations of a run over HTTP (needs fave[serve])")
     p.add_argument("run_dir")
@@ -182,7 +187,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from fave.reporting import write_report
 
-    write_report(args.runs, args.out, args.title, args.command)
+    write_report(args.runs, args.out, args.title, args.record_command)
     print(Path(args.out).with_suffix(".md").read_text())
     return 0
 

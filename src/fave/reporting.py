@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from fave.errors import FaveError
 from fave.io_utils import atomic_write_json, atomic_write_text
@@ -48,10 +49,7 @@ def aggregate(run_dirs: list[str | Path]) -> dict[str, Any]:
     """-> {label: {model, dataset, seeds, train_seconds, stage_seconds, test: {protocol: {metric: {mean, std}}}}}."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for d in map(Path, run_dirs):
-        f = d / "metrics.json"
-        if not f.is_file():
-            raise FaveError(f"{f} not found; is {d} a finished run directory?")
-        groups.setdefault(label_of(d), []).append(json.loads(f.read_text()))
+        groups.setdefault(label_of(d), []).append(_with_init_stages(d))
     out: dict[str, Any] = {}
     for label, runs in groups.items():
         entry: dict[str, Any] = {
@@ -78,6 +76,29 @@ def aggregate(run_dirs: list[str | Path]) -> dict[str, Any]:
     return out
 
 
+def _read_metrics(d: Path) -> dict[str, Any]:
+    f = d / "metrics.json"
+    if not f.is_file():
+        raise FaveError(f"{f} not found; is {d} a finished run directory?")
+    return json.loads(f.read_text())
+
+
+def _with_init_stages(d: Path) -> dict[str, Any]:
+    """A run's metrics; when it was initialised from another run (FAVE Stage 2 from a Stage-1
+    run), that run's stages and training time are counted too."""
+    m = _read_metrics(d)
+    cfg = d / "config.yaml"
+    init = yaml.safe_load(cfg.read_text()).get("train", {}).get("init_from") if cfg.is_file() else ""
+    if init and (Path(init) / "metrics.json").is_file():
+        first = _read_metrics(Path(init))
+        m = {
+            **m,
+            "stages": first.get("stages", []) + m.get("stages", []),
+            "train_seconds": first["train_seconds"] + m["train_seconds"],
+        }
+    return m
+
+
 def _stat(values: list[float]) -> dict[str, float]:
     a = np.asarray(values, dtype=float)
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a)}
@@ -88,14 +109,15 @@ def markdown(table: dict[str, Any], title: str, command: str = "") -> str:
     if command:
         lines += ["Produced by:", "", "```", command, "```", ""]
     lines += [
-        "Test set, leave-one-out, full ranking over all items; mean ± std over seeds (%).",
+        "Test set, leave-one-out, full ranking over all items; mean ± std over seeds (%). Training time: "
+        "wall-clock seconds of training on this machine (per stage in brackets; validation excluded).",
         "`paper` = history not removed (as the published numbers); `masked` = the user's history removed.",
         "",
         "| run | protocol | " + " | ".join(KEYS) + " | seeds | train time (s) | paper's row (H@10 H@20 N@10 N@20) |",
         "|---|---|" + "---|" * len(KEYS) + "---|---|---|",
     ]
     for label, e in table.items():
-        paper = PAPER.get(e["dataset"], {}).get(e["model"])
+        paper = PAPER.get(e["dataset"], {}).get(label) if label == e["model"] else None
         ref = " / ".join(f"{v:.2f}" for v in paper) if paper else "-"
         t = e["train_seconds"]
         stage = ", ".join(f"{k} {v['mean']:.0f}" for k, v in e.get("stage_seconds", {}).items())
