@@ -27,17 +27,17 @@ case "${1:-ml-100k}" in
     train runs/beauty/pop-seed0 --model pop --dataset beauty --seed 0
     for s in ${SEEDS:-0}; do train "runs/beauty/sasrec-seed$s" --model sasrec --dataset beauty --seed "$s"; done
     for s in ${SEEDS:-0}; do fave_two_stage beauty "$s"; done ;;
-  ablations)  # Stage-2 variants from the same Stage-1 run as runs/ml-100k/fave-seed0
-    A=(--model fave --dataset ml-100k --seed 0 --set stage=2 --set init_from=runs/ml-100k/fave-stage1-seed0)
+  ablations)  # Stage-2 variants from the same Stage-1 run (runs/ml-100k/fave-stage1-seed0), 2 Stage-2 epochs each
+    A=(--model fave --dataset ml-100k --seed 0 --set stage=2 --set init_from=runs/ml-100k/fave-stage1-seed0
+       --set stage2_epochs=2)
+    train runs/ml-100k-ablations/fave-2ep-seed0 "${A[@]}"
     train runs/ml-100k-ablations/consistent-objective-seed0 "${A[@]}" --set objective=consistent
     train runs/ml-100k-ablations/wo-cons-seed0 "${A[@]}" --set use_cons=false
     train runs/ml-100k-ablations/wo-match-seed0 "${A[@]}" --set use_match=false
     train runs/ml-100k-ablations/gaussian-prior-seed0 "${A[@]}" --set prior=gaussian
     train runs/ml-100k-ablations/authors-padded-anchor-seed0 "${A[@]}" --set anchor_positions=padded
     train runs/ml-100k-ablations/authors-velocity-raw-output-seed0 "${A[@]}" --set objective=authors \
-      --set inference_output=raw
-    train runs/ml-100k-ablations/authors-velocity-x1-output-seed0 "${A[@]}" --set objective=authors \
-      --set inference_output=x1 ;;
+      --set inference_output=raw ;;
   recipes)  # the paper's prefix recipe vs the parallel recipe, same Stage-1 wall-clock budget
     train runs/ml-100k-recipes/prefix-stage1-seed0 --model fave --dataset ml-100k --seed 0 --set stage=1 \
       --set recipe=prefix --set batch_size=512 ;;
@@ -53,7 +53,7 @@ case "${1:-ml-100k}" in
       runs/beauty/fave-seed0 --out results/eval-time
     $F bench --models fave fmrec diffurec sasrec --dataset ml-100k --out results/bench-ml-100k --threads 2 \
       --batch-sizes 64 512 --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64
-    if [ -f runs/ml-100k/fmrec-seed0/metrics.json ]; then
+    if [ -f runs/ml-100k/fmrec-seed0/metrics.json ]; then  # needs `baselines` first
       $F bench-steps runs/ml-100k/fmrec-seed0 --fave runs/ml-100k/fave-seed0 --out results/steps-ml-100k
     fi ;;
   probes)  # what the flow input contributes at inference: the same weights with delta = 0
@@ -67,8 +67,8 @@ case "${1:-ml-100k}" in
       --command "bash scripts/reproduce.sh ml-100k"
     $F report runs/beauty/*-seed* --out results/beauty --title "Beauty: FAVE, SASRec, popularity" \
       --command "bash scripts/reproduce.sh beauty"
-    $F report runs/ml-100k/fave-seed0 runs/ml-100k/fave-stage1-seed0 runs/ml-100k-ablations/*-seed0 --out results/ml-100k-ablations \
-      --title "ML-100k: FAVE ablations and authors'-code switches (Stage 2 from one Stage-1 run, seed 0)" \
+    $F report runs/ml-100k/fave-stage1-seed0 runs/ml-100k-ablations/*-seed0 --out results/ml-100k-ablations \
+      --title "ML-100k: FAVE ablations and authors'-code switches (2 Stage-2 epochs from one Stage-1 run, seed 0)" \
       --command "bash scripts/reproduce.sh ablations"
     $F report runs/ml-100k/fave-stage1-seed0 runs/ml-100k-recipes/*-seed0 --out results/ml-100k-recipes \
       --title "ML-100k: parallel (CPU) vs prefix (paper) recipe, Stage 1, same wall-clock budget" \

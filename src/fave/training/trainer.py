@@ -130,7 +130,8 @@ class Trainer:
                 start = epochs
             for epoch in range(start, epochs):
                 t0 = time.perf_counter()
-                loss_sum, parts_sum, n = self._train_epoch(opt, si, epoch, plan.name)
+                left = t.time_budget_s - seconds if t.time_budget_s else float("inf")
+                loss_sum, parts_sum, n = self._train_epoch(opt, si, epoch, plan.name, left)
                 seconds += time.perf_counter() - t0
                 last = epoch + 1 == epochs or (t.time_budget_s and seconds >= t.time_budget_s)
                 if (epoch + 1) % t.eval_every and not last:
@@ -186,8 +187,10 @@ class Trainer:
         return result
 
     def _train_epoch(
-        self, opt: torch.optim.Optimizer, stage: int, epoch: int, name: str
+        self, opt: torch.optim.Optimizer, stage: int, epoch: int, name: str, budget_s: float = float("inf")
     ) -> tuple[float, dict[str, float], int]:
+        """One pass over the training batches; stops early once ``budget_s`` seconds are spent."""
+        start = time.perf_counter()
         cfg, t = self.config, self.config.train
         seed = (cfg.seed * 1_000_003 + stage * 10_007 + epoch) % (2**31)
         torch.manual_seed(seed)  # a resumed epoch draws exactly what it would have drawn
@@ -209,4 +212,6 @@ class Trainer:
                 parts_sum[k] = parts_sum.get(k, 0.0) + v
             n += 1
             bar.set_postfix(loss=f"{loss_sum / n:.4f}")
+            if time.perf_counter() - start >= budget_s:  # the stage's time budget ends inside this epoch
+                break
         return loss_sum, parts_sum, n
