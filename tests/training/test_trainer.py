@@ -94,10 +94,10 @@ def test_interrupted_run_resumes_to_the_same_result(split: Split, tmp_path, monk
     out = tmp_path / "interrupted"
     original = Trainer._train_epoch
 
-    def interrupt_on_third_epoch(self, opt, stage, epoch, name):
+    def interrupt_on_third_epoch(self, opt, stage, epoch, name, *budget):
         if epoch == 2:
             raise KeyboardInterrupt
-        return original(self, opt, stage, epoch, name)
+        return original(self, opt, stage, epoch, name, *budget)
 
     monkeypatch.setattr(Trainer, "_train_epoch", interrupt_on_third_epoch)
     with pytest.raises(KeyboardInterrupt):
@@ -108,9 +108,9 @@ def test_interrupted_run_resumes_to_the_same_result(split: Split, tmp_path, monk
 
     epochs_run = []
 
-    def counting(self, opt, stage, epoch, name):
+    def counting(self, opt, stage, epoch, name, *budget):
         epochs_run.append(epoch)
-        return original(self, opt, stage, epoch, name)
+        return original(self, opt, stage, epoch, name, *budget)
 
     monkeypatch.setattr(Trainer, "_train_epoch", counting)
     resumed = run_mod.train_run(config(epochs=4), out, quiet=True, split=split)
@@ -129,7 +129,7 @@ def test_early_stopping_after_patience_evaluations_without_improvement(split: Sp
 
 
 def test_a_failed_fresh_run_leaves_no_directory(split: Split, tmp_path, monkeypatch) -> None:
-    def boom(self, opt, stage, epoch, name):
+    def boom(self, opt, stage, epoch, name, *budget):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Trainer, "_train_epoch", boom)
@@ -146,9 +146,9 @@ def test_rerunning_a_finished_run_trains_nothing_and_gives_the_same_metrics(
     epochs_run = []
     original = Trainer._train_epoch
 
-    def counting(self, opt, stage, epoch, name):
+    def counting(self, opt, stage, epoch, name, *budget):
         epochs_run.append(epoch)
-        return original(self, opt, stage, epoch, name)
+        return original(self, opt, stage, epoch, name, *budget)
 
     monkeypatch.setattr(Trainer, "_train_epoch", counting)
     again = run_mod.train_run(config(epochs=2), out, quiet=True, split=split)
@@ -168,21 +168,27 @@ def test_two_stage_run_resumes_at_any_point(split: Split, tmp_path, monkeypatch,
     original = Trainer._train_epoch
     calls = []
 
-    def interrupt(self, opt, si, ep, name):
+    def interrupt(self, opt, si, ep, name, *budget):
         if (si, ep) == (stage, epoch):
             raise KeyboardInterrupt
-        return original(self, opt, si, ep, name)
+        return original(self, opt, si, ep, name, *budget)
 
     monkeypatch.setattr(Trainer, "_train_epoch", interrupt)
     out = tmp_path / "interrupted"
     with pytest.raises(KeyboardInterrupt):
         run_mod.train_run(config(), out, quiet=True, split=split)
 
-    def counting(self, opt, si, ep, name):
+    def counting(self, opt, si, ep, name, *budget):
         calls.append((si, ep))
-        return original(self, opt, si, ep, name)
+        return original(self, opt, si, ep, name, *budget)
 
     monkeypatch.setattr(Trainer, "_train_epoch", counting)
     resumed = run_mod.train_run(config(), out, quiet=True, split=split)
     assert calls[0] == (stage, epoch)  # restarts at the interrupted epoch, not before
     assert outcome(resumed) == outcome(reference)
+
+
+def test_time_budget_ends_an_epoch_early(split: Split, tmp_path) -> None:
+    cfg = config(epochs=50, time_budget_s=1e-9)  # spent after the first batch
+    metrics = train_run(cfg, tmp_path / "run", split=split, quiet=True)
+    assert metrics["stages"][0]["epochs"] == 1
