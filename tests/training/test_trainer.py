@@ -190,5 +190,5 @@ def test_two_stage_run_resumes_at_any_point(split: Split, tmp_path, monkeypatch,
 
 def test_time_budget_ends_an_epoch_early(split: Split, tmp_path) -> None:
     cfg = config(epochs=50, time_budget_s=1e-9)  # spent after the first batch
-    metrics = train_run(cfg, tmp_path / "run", split=split, quiet=True)
+    metrics = run_mod.train_run(cfg, tmp_path / "run", split=split, quiet=True)
     assert metrics["stages"][0]["epochs"] == 1
