@@ -61,7 +61,25 @@ case "${1:-ml-100k}" in
     for s in 0 1 2; do
       $F evaluate "runs/ml-100k/fave-seed$s" --json > "results/probes/fave-ml-100k-seed$s.json"
       $F evaluate "runs/ml-100k/fave-seed$s" --set params.delta=0 --json > "results/probes/fave-ml-100k-seed$s-delta0.json"
-    done ;;
+    done
+    .venv/bin/python - <<'PY'
+import json
+lines = ["# What the flow input contributes at inference (ML-100k, FAVE, test set)", "",
+         "Produced by `bash scripts/reproduce.sh probes` (`fave evaluate RUN --json` and "
+         "`fave evaluate RUN --set params.delta=0 --json`).",
+         "`delta = 0` removes the flow state (anchor x_0) and the time embedding from the network input "
+         "entirely (eq. 9 with lambda = 0);",
+         "the weights are the same trained FAVE runs (`runs/ml-100k/fave-seed{0,1,2}`). Fractions in %.", "",
+         "| seed | protocol | H@20 | H@20 (delta=0) | N@20 | N@20 (delta=0) |", "|---|---|---|---|---|---|"]
+for s in (0, 1, 2):
+    a = json.load(open(f"results/probes/fave-ml-100k-seed{s}.json"))["test"]
+    b = json.load(open(f"results/probes/fave-ml-100k-seed{s}-delta0.json"))["test"]
+    for p in ("paper", "masked"):
+        lines.append(f"| {s} | {p} | {100*a[p]['HR@20']:.2f} | {100*b[p]['HR@20']:.2f} | "
+                     f"{100*a[p]['NDCG@20']:.2f} | {100*b[p]['NDCG@20']:.2f} |")
+open("results/probes/probes.md", "w").write("\n".join(lines) + "\n")
+PY
+    ;;
   report)
     $F report runs/ml-100k/*-seed* --out results/ml-100k --title "ML-100k: FAVE, SASRec, popularity" \
       --command "bash scripts/reproduce.sh ml-100k"
