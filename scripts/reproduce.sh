@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The commands behind results/. Each block is idempotent (finished runs are skipped), so the
 # script can be rerun after an interruption. One training at a time (2-core machine).
-#   bash scripts/reproduce.sh ml-100k | beauty | ablations | recipes | baselines | bench | table1 | probes | report
+#   bash scripts/reproduce.sh ml-100k | beauty | ablations | recipes | baselines | evaltime | bench | table1 | probes | report
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -f "$ROOT/pyproject.toml" ] || ROOT=$PWD  # run from a copy of this script: use the current directory
@@ -48,9 +48,10 @@ case "${1:-ml-100k}" in
     for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
       train "runs/ml-100k/$m-seed0" --model "$m" --dataset ml-100k --seed 0 --set time_budget_s=180
     done ;;
-  bench)  # efficiency: trained FAVE/SASRec evaluation time; FLOPs and latency of all four architectures
+  evaltime)  # wall time of the whole test evaluation (both protocols) of trained runs
     $F bench-eval runs/ml-100k/sasrec-seed0 runs/ml-100k/fave-seed0 runs/beauty/sasrec-seed0 \
-      runs/beauty/fave-seed0 --out results/eval-time
+      runs/beauty/fave-seed0 --out results/eval-time ;;
+  bench)  # efficiency: FLOPs and latency of all four architectures (fresh weights)
     $F bench --models fave fmrec diffurec sasrec --dataset ml-100k --out results/bench-ml-100k --threads 2 \
       --batch-sizes 64 512 --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64
     if [ -f runs/ml-100k/fmrec-seed0/metrics.json ]; then  # needs `baselines` first
