@@ -27,6 +27,8 @@ case "${1:-ml-100k}" in
     train runs/beauty/pop-seed0 --model pop --dataset beauty --seed 0
     for s in ${SEEDS:-0}; do train "runs/beauty/sasrec-seed$s" --model sasrec --dataset beauty --seed "$s"; done
     for s in ${SEEDS:-0}; do fave_two_stage beauty "$s"; done ;;
+  sasrec-beauty)  # SASRec on Beauty, seeds 0-2
+    for s in 0 1 2; do train "runs/beauty/sasrec-seed$s" --model sasrec --dataset beauty --seed "$s"; done ;;
   ablations)  # Stage-2 variants from the same Stage-1 run (runs/ml-100k/fave-stage1-seed0), 2 Stage-2 epochs each
     A=(--model fave --dataset ml-100k --seed 0 --set stage=2 --set init_from=runs/ml-100k/fave-stage1-seed0
        --set stage2_epochs=2)
