@@ -42,7 +42,12 @@ case "${1:-ml-100k}" in
       --set inference_output=raw ;;
   recipes)  # the paper's prefix recipe vs the parallel recipe, same Stage-1 wall-clock budget
     train runs/ml-100k-recipes/prefix-stage1-seed0 --model fave --dataset ml-100k --seed 0 --set stage=1 \
-      --set recipe=prefix --set batch_size=512 ;;
+      --set recipe=prefix --set batch_size=512
+    # the first runs of this project: only each user's last window (train.windows=last)
+    train runs/ml-100k-recipes/lastwindow-stage1-seed0 --model fave --dataset ml-100k --seed 0 --set stage=1 \
+      --set windows=last
+    train runs/ml-100k-recipes/lastwindow-seed0 --model fave --dataset ml-100k --seed 0 --set stage=2 \
+      --set windows=last --set stage2_epochs=6 --set init_from=runs/ml-100k-recipes/lastwindow-stage1-seed0 ;;
   baselines)  # FMRec and DiffuRec on ML-100k, seed 0, with FAVE's Stage-1 budget (their ml-100k configs)
     train runs/ml-100k/fmrec-seed0 --model fmrec --dataset ml-100k --seed 0
     train runs/ml-100k/diffurec-seed0 --model diffurec --dataset ml-100k --seed 0 ;;
