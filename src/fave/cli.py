@@ -22,6 +22,10 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="data directory (default: $FAVE_DATA_DIR or ~/.cache/fave)")
 
 
+def _add_set(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fave", description="Generative sequential recommendation: FAVE and baselines."
@@ -33,28 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="ml-100k, beauty, steam, or a path to your own log")
     p.add_argument("--out", required=True, help="run directory (rerun with the same --out to resume)")
     p.add_argument("--config", default=None, help="YAML file with data/train/params sections")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set epochs=1 --set params.alpha=0.2",
-    )
+    _add_set(p, "override a config key, e.g. --set epochs=1 --set params.alpha=0.2")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     _add_data_dir(p)
 
     p = sub.add_parser("evaluate", help="re-evaluate a trained run on its dataset")
     p.add_argument("run_dir")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change an inference setting, e.g. --set params.delta=0 or --set eval_seed=7",
-    )
+    _add_set(p, "change an inference setting, e.g. --set params.delta=0 or --set eval_seed=7")
     p.add_argument("--json", action="store_true")
     _add_data_dir(p)
 
