@@ -92,7 +92,7 @@ PY
     $F report runs/ml-100k/*-seed* --out results/ml-100k --title "ML-100k: FAVE, SASRec, popularity" \
       --command "bash scripts/reproduce.sh ml-100k"
     $F report runs/beauty/*-seed* --out results/beauty --title "Beauty: FAVE, SASRec, popularity" \
-      --command "bash scripts/reproduce.sh beauty"
+      --command "bash scripts/reproduce.sh beauty; bash scripts/reproduce.sh sasrec-beauty"
     $F report runs/ml-100k/fave-stage1-seed0 runs/ml-100k-ablations/*-seed0 --out results/ml-100k-ablations \
       --title "ML-100k: FAVE ablations and authors'-code switches (2 Stage-2 epochs from one Stage-1 run, seed 0)" \
       --command "bash scripts/reproduce.sh ablations"
