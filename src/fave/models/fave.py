@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fave.data.batching import Batch
+from fave.errors import FaveError
 from fave.flow.meanflow import consistent_target, time_derivative
 from fave.flow.paths import expand_time, linear_path
 from fave.flow.samplers import euler_x1, one_step
@@ -78,8 +79,6 @@ class FAVE(SeqRecModel):
         super().__init__(config, num_items)
         for name, allowed in CHOICES.items():
             if str(getattr(config, name)) not in allowed:
-                from fave.errors import FaveError
-
                 raise FaveError(f"params.{name}={getattr(config, name)!r}; allowed: {', '.join(allowed)}")
         config.stage = str(config.stage)
         backbone = {f.name: getattr(config, f.name) for f in fields(BackboneConfig)}

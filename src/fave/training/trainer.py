@@ -23,6 +23,7 @@ from tqdm import tqdm
 from fave.config import RunConfig
 from fave.data.batching import count_batches, train_batches
 from fave.data.dataset import Split
+from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.models.base import SeqRecModel
 from fave.training.checkpoint import BEST, STATE, load_state, save_state, save_weights
@@ -72,8 +73,6 @@ class Trainer:
         self.run_dir, self.log, self.progress = run_dir, log, progress
         self.layout = config.train.layout if config.train.layout != "auto" else model.default_layout
         if self.layout == "parallel" and model.default_layout == "prefix":
-            from fave.errors import FaveError
-
             raise FaveError(
                 "train.layout=parallel needs a causal model, but this one is built for the prefix recipe "
                 "(its attention would see the targets); set params.recipe=parallel instead"
