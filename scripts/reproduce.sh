@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The commands behind results/. Each block is idempotent (finished runs are skipped), so the
 # script can be rerun after an interruption. One training at a time (2-core machine).
-#   bash scripts/reproduce.sh ml-100k | beauty | ablations | recipes | baselines | evaltime | bench | table1 | probes | report
+#   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty
+#     | table1 | table1-beauty | evaltime | bench | bench-beauty | steps | probes | report
+# SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -f "$ROOT/pyproject.toml" ] || ROOT=$PWD  # run from a copy of this script: use the current directory
@@ -48,22 +50,33 @@ case "${1:-ml-100k}" in
       --set windows=last
     train runs/ml-100k-recipes/lastwindow-seed0 --model fave --dataset ml-100k --seed 0 --set stage=2 \
       --set windows=last --set stage2_epochs=6 --set init_from=runs/ml-100k-recipes/lastwindow-stage1-seed0 ;;
-  baselines)  # FMRec and DiffuRec on ML-100k, seed 0, with FAVE's Stage-1 budget (their ml-100k configs)
-    train runs/ml-100k/fmrec-seed0 --model fmrec --dataset ml-100k --seed 0
-    train runs/ml-100k/diffurec-seed0 --model diffurec --dataset ml-100k --seed 0 ;;
-  table1)  # the other Table-1 models on ML-100k, seed 0, each with a 3-minute training budget
-    for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
-      train "runs/ml-100k/$m-seed0" --model "$m" --dataset ml-100k --seed 0 --set time_budget_s=180
-    done ;;
+  baselines)  # FMRec and DiffuRec on ML-100k (SEEDS, default 0), with FAVE's Stage-1 budget (their ml-100k configs)
+    for s in ${SEEDS:-0}; do for m in fmrec diffurec; do
+      train "runs/ml-100k/$m-seed$s" --model "$m" --dataset ml-100k --seed "$s"
+    done; done ;;
+  baselines-beauty)  # FMRec and DiffuRec on Beauty (SEEDS, default 0; their beauty configs)
+    for s in ${SEEDS:-0}; do for m in fmrec diffurec; do
+      train "runs/beauty/$m-seed$s" --model "$m" --dataset beauty --seed "$s"
+    done; done ;;
+  table1)  # the other Table-1 models on ML-100k (SEEDS, default 0), each with its CPU recipe (configs/<model>.yaml)
+    for s in ${SEEDS:-0}; do for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
+      train "runs/ml-100k/$m-seed$s" --model "$m" --dataset ml-100k --seed "$s"
+    done; done ;;
+  table1-beauty)  # the same on Beauty (configs/<model>.beauty.yaml)
+    for s in ${SEEDS:-0}; do for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
+      train "runs/beauty/$m-seed$s" --model "$m" --dataset beauty --seed "$s"
+    done; done ;;
   evaltime)  # wall time of the whole test evaluation (both protocols) of trained runs
     $F bench-eval runs/ml-100k/sasrec-seed0 runs/ml-100k/fave-seed0 runs/beauty/sasrec-seed0 \
       runs/beauty/fave-seed0 --out results/eval-time ;;
-  bench)  # efficiency: FLOPs and latency of all four architectures (fresh weights)
+  bench)  # efficiency: FLOPs and latency of all four architectures (fresh weights: cost does not depend on them)
     $F bench --models fave fmrec diffurec sasrec --dataset ml-100k --out results/bench-ml-100k --threads 2 \
-      --batch-sizes 64 512 --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64
-    if [ -f runs/ml-100k/fmrec-seed0/metrics.json ]; then  # needs `baselines` first
-      $F bench-steps runs/ml-100k/fmrec-seed0 --fave runs/ml-100k/fave-seed0 --out results/steps-ml-100k
-    fi ;;
+      --batch-sizes 64 512 --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64 ;;
+  bench-beauty)
+    $F bench --models fave fmrec diffurec sasrec --dataset beauty --out results/bench-beauty --threads 2 \
+      --batch-sizes 64 512 --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64 ;;
+  steps)  # accuracy against sampling steps: trained FMRec (1..30 steps) beside FAVE's one step (needs baselines)
+    $F bench-steps runs/ml-100k/fmrec-seed0 --fave runs/ml-100k/fave-seed0 --out results/steps-ml-100k ;;
   probes)  # what the flow input contributes at inference: the same weights with delta = 0
     mkdir -p results/probes
     for s in 0 1 2; do
@@ -89,10 +102,11 @@ open("results/probes/probes.md", "w").write("\n".join(lines) + "\n")
 PY
     ;;
   report)
-    $F report runs/ml-100k/*-seed* --out results/ml-100k --title "ML-100k: FAVE, SASRec, popularity" \
-      --command "bash scripts/reproduce.sh ml-100k"
-    $F report runs/beauty/*-seed* --out results/beauty --title "Beauty: FAVE, SASRec, popularity" \
-      --command "bash scripts/reproduce.sh beauty; bash scripts/reproduce.sh sasrec-beauty"
+    $F report runs/ml-100k/*-seed* --out results/ml-100k --title "ML-100k: every model (Table 1)" \
+      --command "bash scripts/reproduce.sh ml-100k; bash scripts/reproduce.sh baselines; bash scripts/reproduce.sh table1"
+    $F report runs/beauty/*-seed* --out results/beauty --title "Beauty: every model (Table 1)" \
+      --command "SEEDS='0 1 2' bash scripts/reproduce.sh beauty; bash scripts/reproduce.sh sasrec-beauty; \
+bash scripts/reproduce.sh baselines-beauty; bash scripts/reproduce.sh table1-beauty"
     $F report runs/ml-100k/fave-stage1-seed0 runs/ml-100k-ablations/*-seed0 --out results/ml-100k-ablations \
       --title "ML-100k: FAVE ablations and authors'-code switches (2 Stage-2 epochs from one Stage-1 run, seed 0)" \
       --command "bash scripts/reproduce.sh ablations"

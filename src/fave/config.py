@@ -47,6 +47,7 @@ class TrainConfig:
     threads: int = 0  # torch threads (0 = torch default)
     time_budget_s: float = 0.0  # stop a stage after this many seconds (0 = no budget)
     eval_seed: int = 12345  # seed for randomness at evaluation (anchor masks, noise)
+    val_users: int = 0  # validate during training on a fixed random subset of this many users (0 = all)
     init_from: str = ""  # run directory whose weights initialise this run (e.g. FAVE Stage 1)
 
 
@@ -75,6 +76,7 @@ MINIMUM: dict[str, dict[str, float]] = {
         "grad_clip": 0,
         "patience": 1,
         "eval_every": 1,
+        "val_users": 0,
         "threads": 0,
         "time_budget_s": 0,
     },

@@ -192,3 +192,29 @@ def test_time_budget_ends_an_epoch_early(split: Split, tmp_path) -> None:
     cfg = config(epochs=50, time_budget_s=1e-9)  # spent after the first batch
     metrics = run_mod.train_run(cfg, tmp_path / "run", split=split, quiet=True)
     assert metrics["stages"][0]["epochs"] == 1
+
+
+def test_val_users_validates_on_a_fixed_subset(split: Split, tmp_path, monkeypatch) -> None:
+    seen: list[np.ndarray] = []
+    real = run_mod.evaluate
+
+    def spy(model, users, *args, **kwargs):
+        seen.append(users.users)
+        return real(model, users, *args, **kwargs)
+
+    import fave.training.trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "evaluate", spy)
+    run_mod.train_run(config(epochs=2, val_users=7), tmp_path / "run", quiet=True, split=split)
+    assert len(seen) == 2 and all(len(u) == 7 for u in seen)
+    assert np.array_equal(seen[0], seen[1])  # the same users at every validation
+    assert len(set(seen[0].tolist())) == 7
+
+
+def test_eval_set_sample_keeps_users_inputs_and_targets_together(split: Split) -> None:
+    full = split.eval_set("valid")
+    sub = full.sample(5, seed=3)
+    assert len(sub.users) == 5 and np.all(np.diff(sub.users) > 0)
+    for u, inp, tgt in zip(sub.users, sub.inputs, sub.targets):
+        assert np.array_equal(inp, full.inputs[u]) and tgt == full.targets[u]
+    assert full.sample(0, seed=3) is full and full.sample(N_USERS + 5, seed=3) is full

@@ -70,6 +70,13 @@ class EvalSet:
     inputs: list[np.ndarray]  # the sequence the model may see (full, not truncated)
     targets: np.ndarray  # [U] the held-out item
 
+    def sample(self, n: int, seed: int) -> EvalSet:
+        """A fixed random subset of ``n`` users (all of them when ``n`` is 0 or at least their number)."""
+        if n <= 0 or n >= len(self.users):
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self.users), size=n, replace=False))
+        return EvalSet(self.users[keep], [self.inputs[i] for i in keep], self.targets[keep])
+
 
 @dataclass
 class Split:

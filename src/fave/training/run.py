@@ -53,9 +53,12 @@ def load_split(config: RunConfig, data_dir: str | None) -> Split:
 def evaluate_both(model: SeqRecModel, split: Split, config: RunConfig, diversity_k: int | None = 20) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase in ("valid", "test"):
+        users = split.eval_set(phase)
+        if phase == "valid":  # the users that selected the model (all unless train.val_users is set)
+            users = users.sample(config.train.val_users, config.train.eval_seed)
         res = evaluate(
             model,
-            split.eval_set(phase),
+            users,
             config.data.max_len,
             config.train.eval_batch_size,
             diversity_k=diversity_k if phase == "test" else None,

@@ -80,9 +80,8 @@ class Trainer:
 
     def validate(self) -> dict[str, dict[str, float]]:
         t = self.config.train
-        res = evaluate(
-            self.model, self.split.eval_set("valid"), self.config.data.max_len, t.eval_batch_size, seed=t.eval_seed
-        )
+        users = self.split.eval_set("valid").sample(t.val_users, t.eval_seed)
+        res = evaluate(self.model, users, self.config.data.max_len, t.eval_batch_size, seed=t.eval_seed)
         self.model.observe(self.split.train)
         return res.metrics
 
