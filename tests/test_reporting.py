@@ -3,14 +3,14 @@ import json
 import yaml
 
 from fave.cli import main
-from fave.reporting import aggregate
+from fave.reporting import PAPER, aggregate, markdown
 
 
-def _run(d, seed, hr, seconds, init=""):
+def _run(d, seed, hr, seconds, init="", model="fave"):
     d.mkdir(parents=True)
     block = {p: {"HR@10": hr, "HR@20": hr, "NDCG@10": hr / 2, "NDCG@20": hr / 2} for p in ("paper", "masked")}
     metrics = {
-        "model": "fave",
+        "model": model,
         "dataset": "ml-100k",
         "seed": seed,
         "train_seconds": seconds,
@@ -55,3 +55,14 @@ def test_seeds_grouped_with_mean_std_and_init_stages_counted(tmp_path, capsys):
 def test_missing_run_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_rows_follow_table_1_order_with_the_gap_to_the_paper(tmp_path):
+    for model in ("fave", "sasrec", "gru4rec", "pop"):
+        _run(tmp_path / f"{model}-seed0", 0, 0.2, 1.0, model=model)
+    md = markdown(aggregate([tmp_path / f"{m}-seed0" for m in ("fave", "sasrec", "gru4rec", "pop")]), "t")
+    rows = [line.split(" | ")[0][2:] for line in md.splitlines() if " | paper | " in line]
+    assert rows == ["pop", "gru4rec", "sasrec", "fave"]
+    sasrec = next(line for line in md.splitlines() if line.startswith("| sasrec | paper |"))
+    hr20, n20 = PAPER["ml-100k"]["sasrec"][1], PAPER["ml-100k"]["sasrec"][3]
+    assert sasrec.endswith(f"| {20.0 - hr20:+.2f} / {10.0 - n20:+.2f} |")

@@ -215,6 +215,6 @@ def test_eval_set_sample_keeps_users_inputs_and_targets_together(split: Split) -
     full = split.eval_set("valid")
     sub = full.sample(5, seed=3)
     assert len(sub.users) == 5 and np.all(np.diff(sub.users) > 0)
-    for u, inp, tgt in zip(sub.users, sub.inputs, sub.targets):
+    for u, inp, tgt in zip(sub.users, sub.inputs, sub.targets, strict=True):
         assert np.array_equal(inp, full.inputs[u]) and tgt == full.targets[u]
     assert full.sample(0, seed=3) is full and full.sample(N_USERS + 5, seed=3) is full
