@@ -50,8 +50,19 @@ PAPER: dict[str, dict[str, tuple[float | None, ...]]] = {
 }
 KEYS = ("HR@10", "HR@20", "NDCG@10", "NDCG@20")
 # the rows' order in tables: the paper's Table 1 (RNN/CNN, Transformer, generative), then the rest
-TABLE_ORDER = ("pop", "gru4rec", "caser", "sasrec", "bert4rec", "stosa", "diffurec", "autoseqrec", "dreamrec",
-               "fmrec", "fave")
+TABLE_ORDER = (
+    "pop",
+    "gru4rec",
+    "caser",
+    "sasrec",
+    "bert4rec",
+    "stosa",
+    "diffurec",
+    "autoseqrec",
+    "dreamrec",
+    "fmrec",
+    "fave",
+)
 
 
 def label_of(run_dir: Path) -> str:
