@@ -2,7 +2,7 @@
 # The commands behind results/. Each block is idempotent (finished runs are skipped), so the
 # script can be rerun after an interruption. One training at a time (2-core machine).
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty
-#     | table1 | table1-beauty | evaltime | bench | bench-beauty | steps | probes | report
+#     | table1 | table1-beauty | longer | evaltime | bench | bench-beauty | steps | probes | newcomer | report
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,6 +66,15 @@ case "${1:-ml-100k}" in
     for s in ${SEEDS:-0}; do for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
       train "runs/beauty/$m-seed$s" --model "$m" --dataset beauty --seed "$s"
     done; done ;;
+  longer)  # FAVE on ML-100k with a longer Stage-1 budget (14 min instead of 5.5; both stages within 20 min), seed 0
+    train runs/ml-100k-longer/fave-stage1-seed0 --model fave --dataset ml-100k --seed 0 --set stage=1 \
+      --set time_budget_s=840
+    train runs/ml-100k-longer/fave-seed0 --model fave --dataset ml-100k --seed 0 --set stage=2 \
+      --set init_from=runs/ml-100k-longer/fave-stage1-seed0 ;;
+  newcomer)  # the README's main command from a fresh clone and an empty data dir (log: runs/newcomer.log)
+    rm -rf /tmp/fave-newcomer /tmp/fave-newcomer-data && git clone -q "$ROOT" /tmp/fave-newcomer
+    (cd /tmp/fave-newcomer && FAVE_DATA_DIR=/tmp/fave-newcomer-data bash scripts/main.sh) > runs/newcomer.log 2>&1
+    tail -n 30 runs/newcomer.log ;;
   evaltime)  # wall time of the whole test evaluation (both protocols) of trained runs
     $F bench-eval runs/ml-100k/sasrec-seed0 runs/ml-100k/fave-seed0 runs/beauty/sasrec-seed0 \
       runs/beauty/fave-seed0 --out results/eval-time ;;
