@@ -82,28 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TABLE1 = (
-    "pop",
-    "gru4rec",
-    "caser",
-    "sasrec",
-    "bert4rec",
-    "stosa",
-    "autoseqrec",
-    "dreamrec",
-    "diffurec",
-    "fmrec",
-    "fave",
-)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     if args.model == "all":  # the whole Table-1 set, one run each, then one combined table
         from fave.models.registry import MODELS
-        from fave.reporting import write_report
+        from fave.reporting import TABLE_ORDER, write_report
 
         outs = []
-        for name in (m for m in TABLE1 if m in MODELS):
+        for name in (m for m in TABLE_ORDER if m in MODELS):
             sub = argparse.Namespace(**{**vars(args), "model": name, "out": str(Path(args.out) / name)})
             if not (Path(sub.out) / "metrics.json").is_file():
                 cmd_train(sub)
