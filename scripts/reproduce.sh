@@ -84,8 +84,8 @@ case "${1:-ml-100k}" in
   bench)  # efficiency: FLOPs and latency of all four architectures (fresh weights: cost does not depend on them)
     $F bench --models fave fmrec diffurec sasrec --dataset ml-100k --out results/bench-ml-100k --threads 2 \
       --batch-sizes 64 512 --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64 ;;
-  bench-beauty)
-    $F bench --models fave fmrec diffurec sasrec --dataset beauty --out results/bench-beauty --threads 2 \
+  bench-beauty)  # the trained Beauty runs (seed 0; needs beauty, sasrec-beauty, baselines-beauty)
+    $F bench --runs runs/beauty/{fave,fmrec,diffurec,sasrec}-seed0 --out results/bench-beauty --threads 2 \
       --batch-sizes 64 512 --latency-users 50 --repeats 2 --test-repeats 1 --flop-users 64 ;;
   steps)  # accuracy against sampling steps: trained FMRec (1..30 steps) beside FAVE's one step (needs baselines)
     $F bench-steps runs/ml-100k/fmrec-seed0 --fave runs/ml-100k/fave-seed0 --out results/steps-ml-100k ;;
