@@ -2,7 +2,7 @@
 # The commands behind results/. Each block is idempotent (finished runs are skipped), so the
 # script can be rerun after an interruption. One training at a time (2-core machine).
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty
-#     | table1 | table1-beauty | longer | delta | evaltime | bench | bench-beauty | steps | probes | newcomer | report
+#     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer | report
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,12 +79,13 @@ case "${1:-ml-100k}" in
     train runs/ml-100k-delta/fave-delta1-stage1-seed0 --model fave "${D[@]}" --set stage=1
     train runs/ml-100k-delta/fave-delta1-seed0 --model fave "${D[@]}" --set stage=2 \
       --set init_from=runs/ml-100k-delta/fave-delta1-stage1-seed0
-    train runs/ml-100k-delta/fmrec-delta1-seed0 --model fmrec "${D[@]}"
-    $F bench-steps runs/ml-100k-delta/fmrec-delta1-seed0 --fave runs/ml-100k-delta/fave-delta1-seed0 \
-      --out results/steps-ml-100k-delta1
     $F report runs/ml-100k/{fmrec,fave}-seed0 runs/ml-100k-delta/*-seed0 --out results/ml-100k-delta \
       --title "ML-100k: the input-modulation scale delta (paper 0.001) against 1.0, seed 0" \
       --command "bash scripts/reproduce.sh delta" ;;
+  delta-fmrec)  # the same for FMRec, with its accuracy against sampling steps (after delta)
+    train runs/ml-100k-delta/fmrec-delta1-seed0 --model fmrec --dataset ml-100k --seed 0 --set delta=1.0
+    $F bench-steps runs/ml-100k-delta/fmrec-delta1-seed0 --fave runs/ml-100k-delta/fave-delta1-seed0 \
+      --out results/steps-ml-100k-delta1 ;;
   newcomer)  # the README's main command from a fresh clone and an empty data dir (log: runs/newcomer.log)
     rm -rf /tmp/fave-newcomer /tmp/fave-newcomer-data && git clone -q "$ROOT" /tmp/fave-newcomer
     (cd /tmp/fave-newcomer && FAVE_DATA_DIR=/tmp/fave-newcomer-data bash scripts/main.sh) > runs/newcomer.log 2>&1
