@@ -53,10 +53,7 @@ case "${1:-ml-100k}" in
   baselines)  # FMRec and DiffuRec on ML-100k (SEEDS, default 0), with FAVE's Stage-1 budget (their ml-100k configs)
     for s in ${SEEDS:-0}; do for m in fmrec diffurec; do
       train "runs/ml-100k/$m-seed$s" --model "$m" --dataset ml-100k --seed "$s"
-    done
-    # DreamRec with an auxiliary CE on its x0 prediction (not in the original; see dreamrec.py)
-    train "runs/ml-100k/dreamrec-ce-seed$s" --model dreamrec --dataset ml-100k --seed "$s" --set ce_weight=0.2
-    done ;;
+    done; done ;;
   baselines-beauty)  # FMRec and DiffuRec on Beauty (SEEDS, default 0; their beauty configs)
     for s in ${SEEDS:-0}; do for m in fmrec diffurec; do
       train "runs/beauty/$m-seed$s" --model "$m" --dataset beauty --seed "$s"
@@ -64,7 +61,10 @@ case "${1:-ml-100k}" in
   table1)  # the other Table-1 models on ML-100k (SEEDS, default 0), each with its CPU recipe (configs/<model>.yaml)
     for s in ${SEEDS:-0}; do for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
       train "runs/ml-100k/$m-seed$s" --model "$m" --dataset ml-100k --seed "$s"
-    done; done ;;
+    done
+    # DreamRec with an auxiliary CE on its x0 prediction (not in the original; see dreamrec.py)
+    train "runs/ml-100k/dreamrec-ce-seed$s" --model dreamrec --dataset ml-100k --seed "$s" --set ce_weight=0.2
+    done ;;
   table1-beauty)  # the same on Beauty (configs/<model>.beauty.yaml)
     for s in ${SEEDS:-0}; do for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
       train "runs/beauty/$m-seed$s" --model "$m" --dataset beauty --seed "$s"
