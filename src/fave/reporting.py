@@ -123,6 +123,11 @@ def _with_init_stages(d: Path) -> dict[str, Any]:
     return m
 
 
+def pct(stat: dict[str, float]) -> str:
+    """A mean ± std fraction as percent: "20.11 ± 0.69"."""
+    return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}"
+
+
 def _stat(values: list[float]) -> dict[str, float]:
     a = np.asarray(values, dtype=float)
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a)}
@@ -154,9 +159,7 @@ def markdown(table: dict[str, Any], title: str, command: str = "") -> str:
         t = e["train_seconds"]
         stage = ", ".join(f"{k} {v['mean']:.0f}" for k, v in e.get("stage_seconds", {}).items())
         for p in ("paper", "masked"):
-            cells = " | ".join(
-                f"{100 * e['test'][p][k]['mean']:.2f} ± {100 * e['test'][p][k]['std']:.2f}" for k in KEYS
-            )
+            cells = " | ".join(pct(e["test"][p][k]) for k in KEYS)
             time_cell = f"{t['mean']:.0f}" + (f" ({stage})" if stage and len(e["stage_seconds"]) > 1 else "")
             lines.append(
                 f"| {label} | {p} | {cells} | {len(e['seeds'])} | {time_cell} | {ref if p == 'paper' else ''} "

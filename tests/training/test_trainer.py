@@ -13,6 +13,7 @@ from fave.data.dataset import IdMap, SequenceData, Split
 from fave.models.base import StagePlan
 from fave.models.sasrec import SASRec
 from fave.training import run as run_mod
+from fave.training import trainer as trainer_mod
 from fave.training.checkpoint import load_run
 from fave.training.trainer import Trainer
 
@@ -196,13 +197,11 @@ def test_time_budget_ends_an_epoch_early(split: Split, tmp_path) -> None:
 
 def test_val_users_validates_on_a_fixed_subset(split: Split, tmp_path, monkeypatch) -> None:
     seen: list[np.ndarray] = []
-    real = run_mod.evaluate
+    real = trainer_mod.evaluate
 
     def spy(model, users, *args, **kwargs):
         seen.append(users.users)
         return real(model, users, *args, **kwargs)
-
-    import fave.training.trainer as trainer_mod
 
     monkeypatch.setattr(trainer_mod, "evaluate", spy)
     run_mod.train_run(config(epochs=2, val_users=7), tmp_path / "run", quiet=True, split=split)

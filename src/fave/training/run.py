@@ -17,7 +17,7 @@ from fave.io_utils import atomic_write_json
 from fave.models.base import SeqRecModel
 from fave.models.registry import build_model
 from fave.training.checkpoint import WEIGHTS, load_run, save_config, save_id_map, save_weights
-from fave.training.trainer import Trainer
+from fave.training.trainer import Trainer, validation_users
 
 PROTOCOL_NOTE = (
     "paper: all items 1..N ranked, history not removed (as the published numbers); "
@@ -53,9 +53,7 @@ def load_split(config: RunConfig, data_dir: str | None) -> Split:
 def evaluate_both(model: SeqRecModel, split: Split, config: RunConfig, diversity_k: int | None = 20) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase in ("valid", "test"):
-        users = split.eval_set(phase)
-        if phase == "valid":  # the users that selected the model (all unless train.val_users is set)
-            users = users.sample(config.train.val_users, config.train.eval_seed)
+        users = validation_users(split, config.train) if phase == "valid" else split.eval_set(phase)
         res = evaluate(
             model,
             users,

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fave.config import RunConfig
+from fave.config import RunConfig, TrainConfig
 from fave.data.batching import count_batches, train_batches
-from fave.data.dataset import Split
+from fave.data.dataset import EvalSet, Split
 from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.models.base import SeqRecModel
@@ -57,6 +57,11 @@ def _restore(model: SeqRecModel, blob: bytes) -> None:
     model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))
 
 
+def validation_users(split: Split, t: TrainConfig) -> EvalSet:
+    """The users that select the model: all of them, or a fixed random ``t.val_users`` of them."""
+    return split.eval_set("valid").sample(t.val_users, t.eval_seed)
+
+
 class Trainer:
     """Trains ``model`` on ``split.train``; validation on ``split.eval_set('valid')``."""
 
@@ -80,7 +85,7 @@ class Trainer:
 
     def validate(self) -> dict[str, dict[str, float]]:
         t = self.config.train
-        users = self.split.eval_set("valid").sample(t.val_users, t.eval_seed)
+        users = validation_users(self.split, t)
         res = evaluate(self.model, users, self.config.data.max_len, t.eval_batch_size, seed=t.eval_seed)
         self.model.observe(self.split.train)
         return res.metrics
