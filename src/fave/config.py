@@ -49,6 +49,7 @@ class TrainConfig:
     eval_seed: int = 12345  # seed for randomness at evaluation (anchor masks, noise)
     val_users: int = 0  # validate during training on a fixed random subset of this many users (0 = all)
     init_from: str = ""  # run directory whose weights initialise this run (e.g. FAVE Stage 1)
+    device: str = "cpu"  # where training and evaluation run: cpu | cuda | cuda:N | auto (cuda when visible)
 
 
 @dataclass
@@ -228,6 +229,8 @@ def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
         raise FaveError(f"train.windows must be 'last' or 'all', got {train.windows!r}")
     if train.layout not in ("auto", "prefix", "parallel"):
         raise FaveError(f"train.layout must be auto, prefix or parallel, got {train.layout!r}")
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", train.device):
+        raise FaveError(f"train.device must be cpu, cuda, cuda:N or auto, got {train.device!r}")
     from fave.evaluation.metrics import KS  # the metrics every validation computes
 
     metrics = [f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in KS]

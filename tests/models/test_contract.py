@@ -160,3 +160,22 @@ def test_runs_through_the_evaluator(name: str, split: Split) -> None:
         assert ranks.shape == (N_USERS,) and ranks.min() >= 1 and ranks.max() <= N_ITEMS
         assert 0.0 <= res.metrics[protocol]["HR@10"] <= 1.0
     assert (res.ranks["masked"] <= res.ranks["paper"]).all()  # removing items never lowers a rank
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+@pytest.mark.parametrize("name", NAMES)
+def test_trains_and_evaluates_on_cuda(name: str, split: Split, tmp_path) -> None:
+    from fave.config import DataConfig, RunConfig, TrainConfig
+    from fave.training.run import train_run
+
+    stages = {"stage1_epochs": 1, "stage2_epochs": 1} if name == "fave" else {}
+    config = RunConfig(
+        model=name,
+        dataset="tiny",
+        data=DataConfig(max_len=MAX_LEN),
+        train=TrainConfig(epochs=1, batch_size=8, eval_batch_size=8, device="cuda"),
+        params={**small_params(name), **stages},
+    )
+    metrics = train_run(config, tmp_path / "run", quiet=True, split=split)
+    for protocol in ("paper", "masked"):
+        assert 0.0 <= metrics["test"][protocol]["HR@20"] <= 1.0

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from fave.config import DataConfig, RunConfig, TrainConfig
@@ -217,3 +218,23 @@ def test_eval_set_sample_keeps_users_inputs_and_targets_together(split: Split) -
     for u, inp, tgt in zip(sub.users, sub.inputs, sub.targets, strict=True):
         assert np.array_equal(inp, full.inputs[u]) and tgt == full.targets[u]
     assert full.sample(0, seed=3) is full and full.sample(N_USERS + 5, seed=3) is full
+
+
+def test_unknown_device_is_a_clear_error() -> None:
+    from fave.config import config_from_dict
+    from fave.errors import FaveError
+
+    with pytest.raises(FaveError, match="train.device must be"):
+        config_from_dict({"model": "sasrec", "dataset": "tiny", "train": {"device": "gpu"}}, SASRec.Config)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(split: Split, tmp_path) -> None:
+    from fave.errors import FaveError
+
+    c = config(epochs=1, device="cuda")
+    with pytest.raises(FaveError, match="no CUDA GPU is visible"):
+        run_mod.train_run(c, tmp_path / "run", quiet=True, split=split)
+    assert not (tmp_path / "run").exists()  # nothing written
+    c = config(epochs=1, device="auto")
+    assert run_mod.resolve_device(c.train.device).type == "cpu"

@@ -153,7 +153,7 @@ class FAVE(SeqRecModel):
         if per_position:  # one random real position per sequence reconstructs its prefix
             B, L = history.shape
             first = L - (history > 0).sum(1)
-            pos = first + (torch.rand(B) * (L - first)).long().clamp_max(L - 1 - first)
+            pos = first + (torch.rand(B, device=history.device) * (L - first)).long().clamp_max(L - 1 - first)
         else:
             pos = None
         l_src = self.net.reconstruction_loss(h_mid, history, pos)
@@ -167,7 +167,7 @@ class FAVE(SeqRecModel):
         target, valid, per_pos = self._targets(batch)
         x_1 = self.net.item_emb(target)  # [B, L, D] or [B, D]
         x_0 = torch.randn_like(x_1)
-        t = mode_times(tuple(target.shape), c.mode_scale)
+        t = mode_times(tuple(target.shape), c.mode_scale).to(x_1.device)  # drawn on the CPU generator
         x_t, _ = linear_path(x_0, x_1, t)
         f_all, h_mid = self.net(batch.history, x_t, t, torch.ones_like(t))
         f = self._pick(f_all, per_pos)
@@ -185,6 +185,7 @@ class FAVE(SeqRecModel):
         x_0 = self.prior(batch.history, per_pos, c.p_keep)
         t = uniform_times(tuple(target.shape))
         r = end_times(t, c.p_end)
+        t, r = t.to(x_1.device), r.to(x_1.device)  # drawn on the CPU generator
         x_t, v = linear_path(x_0, x_1, t)
         cache: dict[str, Tensor] = {}
 

@@ -94,6 +94,6 @@ def load_state(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return torch.load(path, weights_only=False)
+        return torch.load(path, weights_only=False, map_location="cpu")  # resumable on any device
     except Exception:
         return None  # a corrupt resume state restarts training rather than failing

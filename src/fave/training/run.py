@@ -12,6 +12,7 @@ import torch
 
 from fave.config import RunConfig
 from fave.data.dataset import SequenceData, Split
+from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.io_utils import atomic_write_json
 from fave.models.base import SeqRecModel
@@ -50,6 +51,19 @@ def load_split(config: RunConfig, data_dir: str | None) -> Split:
     return Split(data)
 
 
+def resolve_device(name: str) -> torch.device:
+    """``train.device`` as a torch device; a GPU that is asked for but not visible is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FaveError(f"train.device={name} but no CUDA GPU is visible to torch; use --set device=cpu")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise FaveError(f"train.device={name} but only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
+
+
 def evaluate_both(model: SeqRecModel, split: Split, config: RunConfig, diversity_k: int | None = 20) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase in ("valid", "test"):
@@ -73,12 +87,14 @@ def train_run(
 ) -> dict[str, Any]:
     """Train, select on validation, evaluate test once; write the run directory. Returns metrics."""
     out = Path(out_dir)
+    device = resolve_device(config.train.device)
     split = split or load_split(config, data_dir)  # bad data fails before anything is written
     torch.manual_seed(config.seed)  # initial weights
     model = build_model(config.model, config.params, split.num_items)
     if config.train.init_from:
         init, _, _ = load_run(config.train.init_from)
         model.load_state_dict(init.state_dict(), strict=False)
+    model.to(device)
     fresh = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ def _state_bytes(model: SeqRecModel) -> bytes:
 
 
 def _restore(model: SeqRecModel, blob: bytes) -> None:
-    model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))
+    model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu"))
 
 
 def validation_users(split: Split, t: TrainConfig) -> EvalSet:
