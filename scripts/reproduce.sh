@@ -32,17 +32,19 @@ case "${1:-ml-100k}" in
     for s in ${SEEDS:-0}; do fave_two_stage beauty "$s"; done ;;
   sasrec-beauty)  # SASRec on Beauty, seeds 0-2
     for s in 0 1 2; do train "runs/beauty/sasrec-seed$s" --model sasrec --dataset beauty --seed "$s"; done ;;
-  ablations)  # Stage-2 variants from the same Stage-1 run (runs/ml-100k/fave-stage1-seed0), 2 Stage-2 epochs each
-    A=(--model fave --dataset ml-100k --seed 0 --set stage=2 --set init_from=runs/ml-100k/fave-stage1-seed0
-       --set stage2_epochs=2)
-    train runs/ml-100k-ablations/fave-2ep-seed0 "${A[@]}"
-    train runs/ml-100k-ablations/consistent-objective-seed0 "${A[@]}" --set objective=consistent
-    train runs/ml-100k-ablations/wo-cons-seed0 "${A[@]}" --set use_cons=false
-    train runs/ml-100k-ablations/wo-match-seed0 "${A[@]}" --set use_match=false
-    train runs/ml-100k-ablations/gaussian-prior-seed0 "${A[@]}" --set prior=gaussian
-    train runs/ml-100k-ablations/authors-padded-anchor-seed0 "${A[@]}" --set anchor_positions=padded
-    train runs/ml-100k-ablations/authors-velocity-raw-output-seed0 "${A[@]}" --set objective=authors \
-      --set inference_output=raw ;;
+  ablations)  # Stage-2 variants from the same Stage-1 run (runs/ml-100k/fave-stage1-seedS), 2 Stage-2 epochs each
+    for s in ${SEEDS:-0}; do
+      A=(--model fave --dataset ml-100k --seed "$s" --set stage=2 --set init_from="runs/ml-100k/fave-stage1-seed$s"
+         --set stage2_epochs=2)
+      B=runs/ml-100k-ablations
+      train "$B/fave-2ep-seed$s" "${A[@]}"
+      train "$B/consistent-objective-seed$s" "${A[@]}" --set objective=consistent
+      train "$B/wo-cons-seed$s" "${A[@]}" --set use_cons=false
+      train "$B/wo-match-seed$s" "${A[@]}" --set use_match=false
+      train "$B/gaussian-prior-seed$s" "${A[@]}" --set prior=gaussian
+      train "$B/authors-padded-anchor-seed$s" "${A[@]}" --set anchor_positions=padded
+      train "$B/authors-velocity-raw-output-seed$s" "${A[@]}" --set objective=authors --set inference_output=raw
+    done ;;
   recipes)  # the paper's prefix recipe vs the parallel recipe, same Stage-1 wall-clock budget
     train runs/ml-100k-recipes/prefix-stage1-seed0 --model fave --dataset ml-100k --seed 0 --set stage=1 \
       --set recipe=prefix --set batch_size=512
@@ -160,9 +162,9 @@ PY
     $F report runs/beauty/*-seed* --out results/beauty --title "Beauty: every model (Table 1)" \
       --command "SEEDS='0 1 2' bash scripts/reproduce.sh beauty; bash scripts/reproduce.sh sasrec-beauty; \
 bash scripts/reproduce.sh baselines-beauty; bash scripts/reproduce.sh table1-beauty"
-    $F report runs/ml-100k/fave-stage1-seed0 runs/ml-100k-ablations/*-seed0 --out results/ml-100k-ablations \
-      --title "ML-100k: FAVE ablations and authors'-code switches (2 Stage-2 epochs from one Stage-1 run, seed 0)" \
-      --command "bash scripts/reproduce.sh ablations"
+    $F report runs/ml-100k/fave-stage1-seed* runs/ml-100k-ablations/*-seed* --out results/ml-100k-ablations \
+      --title "ML-100k: FAVE ablations and authors'-code switches (2 Stage-2 epochs from each seed's Stage-1 run)" \
+      --command "SEEDS='0 1 2' bash scripts/reproduce.sh ablations"
     $F report runs/ml-100k/fave-stage1-seed0 runs/ml-100k-recipes/*-seed0 --out results/ml-100k-recipes \
       --title "ML-100k: parallel (CPU) vs prefix (paper) recipe, Stage 1, same wall-clock budget" \
       --command "bash scripts/reproduce.sh recipes" ;;
