@@ -16,7 +16,7 @@ def _run(d, seed, hr, seconds, init="", model="fave"):
         "train_seconds": seconds,
         "valid": block,
         "test": block,
-        "stages": [{"name": "stage2" if init else "stage1", "seconds": seconds}],
+        "stages": [{"name": "stage2" if init else "stage1", "seconds": seconds, "epochs": 4 if init else 9 + seed}],
     }
     (d / "metrics.json").write_text(json.dumps(metrics))
     (d / "config.yaml").write_text(yaml.safe_dump({"model": "fave", "train": {"init_from": init}}))
@@ -32,6 +32,7 @@ def test_seeds_grouped_with_mean_std_and_init_stages_counted(tmp_path, capsys):
     assert abs(e["test"]["paper"]["HR@10"]["std"] - 0.1414213562) < 1e-8  # sample std
     assert e["train_seconds"]["mean"] == 150.0 and set(e["stage_seconds"]) == {"stage1", "stage2"}
     assert table["fave-stage1"]["seeds"] == [0]
+    assert e["epochs"] == [[9, 4], [10, 4]]  # per seed: Stage 1 (from the init run) + Stage 2
     out = tmp_path / "res"
     assert (
         main(
@@ -49,6 +50,7 @@ def test_seeds_grouped_with_mean_std_and_init_stages_counted(tmp_path, capsys):
     )
     md = (tmp_path / "res.md").read_text()
     assert "make it" in md and "| fave | paper | 20.00 ± 14.14 |" in md and "15.87" in md
+    assert "| 2 | 150 (stage1 100, stage2 50) | 9+4, 10+4 |" in md
     assert json.loads((tmp_path / "res.json").read_text())["command"] == "make it"
 
 

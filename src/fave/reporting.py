@@ -87,6 +87,8 @@ def aggregate(run_dirs: list[str | Path]) -> dict[str, Any]:
             for s in r.get("stages", []):
                 stages.setdefault(s["name"], []).append(s["seconds"])
         entry["stage_seconds"] = {k: _stat(v) for k, v in stages.items()}
+        # epochs trained per seed (one count per stage): wall-clock budgets make them depend on the machine's speed
+        entry["epochs"] = [[s.get("epochs") for s in r.get("stages", [])] for r in runs]
         for phase in ("valid", "test"):
             entry[phase] = {
                 p: {k: _stat([r[phase][p][k] for r in runs]) for k in runs[0][phase][p]} for p in ("paper", "masked")
@@ -139,12 +141,13 @@ def markdown(table: dict[str, Any], title: str, command: str = "") -> str:
         lines += ["Produced by:", "", "```", command, "```", ""]
     lines += [
         "Test set, leave-one-out, full ranking over all items; mean ± std over seeds (%). Training time: "
-        "wall-clock seconds of training on this machine (per stage in brackets; validation excluded).",
+        "wall-clock seconds of training on this machine (per stage in brackets; validation excluded); "
+        "epochs: per seed, Stage 1 + Stage 2 where there are two.",
         "`paper` = history not removed (as the published numbers); `masked` = the user's history removed.",
         "",
-        "| run | protocol | " + " | ".join(KEYS) + " | seeds | train time (s) | paper's row (H@10 H@20 N@10 N@20) "
-        "| ours - paper (H@20 / N@20) |",
-        "|---|---|" + "---|" * len(KEYS) + "---|---|---|---|",
+        "| run | protocol | " + " | ".join(KEYS) + " | seeds | train time (s) | epochs "
+        "| paper's row (H@10 H@20 N@10 N@20) | ours - paper (H@20 / N@20) |",
+        "|---|---|" + "---|" * len(KEYS) + "---|---|---|---|---|",
     ]
     rank = {m: i for i, m in enumerate(TABLE_ORDER)}
     for label, e in sorted(table.items(), key=lambda kv: rank.get(kv[1]["model"], len(rank))):
@@ -158,12 +161,13 @@ def markdown(table: dict[str, Any], title: str, command: str = "") -> str:
         )
         t = e["train_seconds"]
         stage = ", ".join(f"{k} {v['mean']:.0f}" for k, v in e.get("stage_seconds", {}).items())
+        epochs = ", ".join("+".join("?" if n is None else str(n) for n in ep) for ep in e.get("epochs", []))
         for p in ("paper", "masked"):
             cells = " | ".join(pct(e["test"][p][k]) for k in KEYS)
             time_cell = f"{t['mean']:.0f}" + (f" ({stage})" if stage and len(e["stage_seconds"]) > 1 else "")
             lines.append(
-                f"| {label} | {p} | {cells} | {len(e['seeds'])} | {time_cell} | {ref if p == 'paper' else ''} "
-                f"| {gap if p == 'paper' else ''} |"
+                f"| {label} | {p} | {cells} | {len(e['seeds'])} | {time_cell} | {epochs} "
+                f"| {ref if p == 'paper' else ''} | {gap if p == 'paper' else ''} |"
             )
     return "\n".join(lines) + "\n"
 
