@@ -105,25 +105,35 @@ case "${1:-ml-100k}" in
   steps)  # accuracy against sampling steps: trained FMRec (1..30 steps) beside FAVE's one step (needs baselines)
     $F bench-steps runs/ml-100k/fmrec-seed0 --fave runs/ml-100k/fave-seed0 --out results/steps-ml-100k ;;
   probes)  # what the flow input contributes at inference: the same weights with delta = 0
+    # (the paper's delta = 0.001 runs, seeds 0-2, and the delta = 1 run of the `delta` block when it exists)
     mkdir -p results/probes
-    for s in 0 1 2; do
-      $F evaluate "runs/ml-100k/fave-seed$s" --json > "results/probes/fave-ml-100k-seed$s.json"
-      $F evaluate "runs/ml-100k/fave-seed$s" --set params.delta=0 --json > "results/probes/fave-ml-100k-seed$s-delta0.json"
-    done
+    probe() {  # RUN NAME
+      $F evaluate "$1" --json > "results/probes/$2.json"
+      $F evaluate "$1" --set params.delta=0 --json > "results/probes/$2-delta0.json"
+    }
+    for s in 0 1 2; do probe "runs/ml-100k/fave-seed$s" "fave-ml-100k-seed$s"; done
+    D1=runs/ml-100k-delta/fave-delta1-seed0
+    if [ -f "$D1/metrics.json" ]; then probe "$D1" fave-delta1-ml-100k-seed0; fi
     .venv/bin/python - <<'PY'
-import json
+import json, os
 lines = ["# What the flow input contributes at inference (ML-100k, FAVE, test set)", "",
          "Produced by `bash scripts/reproduce.sh probes` (`fave evaluate RUN --json` and "
          "`fave evaluate RUN --set params.delta=0 --json`).",
          "`delta = 0` removes the flow state (anchor x_0) and the time embedding from the network input "
          "entirely (eq. 9 with lambda = 0);",
-         "the weights are the same trained FAVE runs (`runs/ml-100k/fave-seed{0,1,2}`). Fractions in %.", "",
-         "| seed | protocol | H@20 | H@20 (delta=0) | N@20 | N@20 (delta=0) |", "|---|---|---|---|---|---|"]
-for s in (0, 1, 2):
-    a = json.load(open(f"results/probes/fave-ml-100k-seed{s}.json"))["test"]
-    b = json.load(open(f"results/probes/fave-ml-100k-seed{s}-delta0.json"))["test"]
+         "the weights are the same trained FAVE runs: `runs/ml-100k/fave-seed{0,1,2}` (trained with the paper's "
+         "delta = 0.001) and `runs/ml-100k-delta/fave-delta1-seed0` (trained with delta = 1, `delta` block). "
+         "Fractions in %.", "",
+         "| run | protocol | H@20 | H@20 (delta=0) | N@20 | N@20 (delta=0) |", "|---|---|---|---|---|---|"]
+names = [(f"delta 0.001, seed {s}", f"fave-ml-100k-seed{s}") for s in (0, 1, 2)]
+names.append(("delta 1, seed 0", "fave-delta1-ml-100k-seed0"))
+for label, stem in names:
+    if not os.path.exists(f"results/probes/{stem}.json"):
+        continue
+    a = json.load(open(f"results/probes/{stem}.json"))["test"]
+    b = json.load(open(f"results/probes/{stem}-delta0.json"))["test"]
     for p in ("paper", "masked"):
-        lines.append(f"| {s} | {p} | {100*a[p]['HR@20']:.2f} | {100*b[p]['HR@20']:.2f} | "
+        lines.append(f"| {label} | {p} | {100*a[p]['HR@20']:.2f} | {100*b[p]['HR@20']:.2f} | "
                      f"{100*a[p]['NDCG@20']:.2f} | {100*b[p]['NDCG@20']:.2f} |")
 open("results/probes/probes.md", "w").write("\n".join(lines) + "\n")
 PY
