@@ -83,6 +83,7 @@ MINIMUM: dict[str, dict[str, float]] = {
     },
     "data": {"max_len": 1, "kcore": 0, "min_user_interactions": 0},
 }
+DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?")  # the accepted values of train.device (and `fave bench --device`)
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
@@ -229,7 +230,7 @@ def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
         raise FaveError(f"train.windows must be 'last' or 'all', got {train.windows!r}")
     if train.layout not in ("auto", "prefix", "parallel"):
         raise FaveError(f"train.layout must be auto, prefix or parallel, got {train.layout!r}")
-    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", train.device):
+    if not DEVICE.fullmatch(train.device):
         raise FaveError(f"train.device must be cpu, cuda, cuda:N or auto, got {train.device!r}")
     from fave.evaluation.metrics import KS  # the metrics every validation computes
 

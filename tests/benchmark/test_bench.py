@@ -211,3 +211,13 @@ def test_cli_bench_and_steps_on_tiny_runs(tmp_path, capsys) -> None:
         "steps.png",
     }
     assert "| fave | 1 |" in capsys.readouterr().out
+
+
+def test_cli_bench_rejects_a_bad_device_before_loading(tmp_path, capsys) -> None:
+    from fave.cli import main
+
+    out = tmp_path / "bench"
+    args = ["bench", "--models", "pop", "--dataset", str(tmp_path / "no-such-log.csv"), "--out", str(out)]
+    assert main([*args, "--device", "gpu"]) == 2  # a clear error (FaveError), not a traceback
+    assert "device must be cpu, cuda, cuda:N or auto" in capsys.readouterr().err  # before the missing dataset
+    assert not out.exists()

@@ -25,7 +25,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--models", nargs="+", metavar="NAME", help="fresh models with their default params")
     p.add_argument("--dataset", default=None, help="dataset for --models (default with --runs: the runs' own)")
     p.add_argument("--out", required=True, help="directory for bench.json and bench.md")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (as train.device)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 512], help="throughput batch sizes")
     p.add_argument("--latency-users", type=int, default=200, help="requests timed at batch size 1")
@@ -67,8 +67,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from fave.benchmark.bench import run_bench
     from fave.benchmark.report import render_markdown, write_bench
-    from fave.training.run import load_split
+    from fave.training.run import load_split, resolve_device
 
+    device = resolve_device(args.device)  # a bad or missing device fails before anything is loaded
     if args.threads:
         torch.set_num_threads(args.threads)
     models = {}
@@ -104,7 +105,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         models,
         split.eval_set("test"),
         args.max_len or config.data.max_len,
-        device=args.device,
+        device=device,
         batch_sizes=args.batch_sizes,
         latency_users=args.latency_users,
         warmup=args.warmup,
