@@ -238,3 +238,21 @@ def test_cuda_without_a_gpu_is_a_clear_error(split: Split, tmp_path) -> None:
     assert not (tmp_path / "run").exists()  # nothing written
     c = config(epochs=1, device="auto")
     assert run_mod.resolve_device(c.train.device).type == "cpu"
+
+
+def test_fused_adam_takes_the_same_steps_as_the_default_loop() -> None:
+    torch.manual_seed(0)
+    start = [torch.randn(40, 16), torch.randn(16)]
+    fused = [torch.nn.Parameter(p.clone()) for p in start]
+    loop = [torch.nn.Parameter(p.clone()) for p in start]
+    opts = trainer_mod.adam(fused, lr=1e-2, weight_decay=0.01), torch.optim.Adam(loop, lr=1e-2, weight_decay=0.01)
+    assert opts[0].defaults["fused"]
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in start]
+        for params, opt in zip((fused, loop), opts, strict=True):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+            opt.step()
+    for a, b, s in zip(fused, loop, start, strict=True):
+        assert not torch.equal(a, s)  # the parameters moved
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

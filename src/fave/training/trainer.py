@@ -1,6 +1,6 @@
 """The model-agnostic trainer: stages, early stopping, best checkpoint, resume.
 
-For each stage the model declares (``model.stages()``), the trainer builds an Adam optimizer
+For each stage the model declares (``model.stages()``), the trainer builds a (fused) Adam optimizer
 over the parameters that require grad, trains epoch by epoch, validates every
 ``eval_every`` epochs, keeps the best weights by the validation metric and stops after
 ``patience`` validations without improvement. After every validation it writes
@@ -57,6 +57,13 @@ def _restore(model: SeqRecModel, blob: bytes) -> None:
     model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu"))
 
 
+def adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with torch's fused kernel: the same update as torch's default loop over the tensors, in
+    one pass (several times faster per step on CPU for the flow models' 25M-weight history decoder:
+    ``results/adam-step/``, made by ``scripts/adam_step.py``)."""
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def validation_users(split: Split, t: TrainConfig) -> EvalSet:
     """The users that select the model: all of them, or a fixed random ``t.val_users`` of them."""
     return split.eval_set("valid").sample(t.val_users, t.eval_seed)
@@ -109,7 +116,7 @@ class Trainer:
             self.model.observe(self.split.train)
             params = [p for p in self.model.parameters() if p.requires_grad]
             wd = t.weight_decay if plan.weight_decay is None else plan.weight_decay
-            opt = torch.optim.Adam(params, lr=t.lr * plan.lr_scale, weight_decay=wd)
+            opt = adam(params, lr=t.lr * plan.lr_scale, weight_decay=wd)
             epochs = plan.epochs if plan.epochs is not None else t.epochs
             start, best, best_epoch, bad, seconds, best_blob = 0, -math.inf, -1, 0, 0.0, None
             if state and si == state["stage"] and "optimizer" not in state:
