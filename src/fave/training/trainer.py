@@ -59,8 +59,9 @@ def _restore(model: SeqRecModel, blob: bytes) -> None:
 
 def adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
     """Adam with torch's fused kernel: the same update as torch's default loop over the tensors, in
-    one pass (several times faster per step on CPU for the flow models' 25M-weight history decoder:
-    ``results/adam-step/``, made by ``scripts/adam_step.py``)."""
+    one pass. The optimizer step alone is several times faster on CPU for the flow models, whose
+    history decoder has 25M weights (``results/adam-step/``, made by ``scripts/adam_step.py``); a
+    whole training step much less, since the forward and backward passes dominate it."""
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
 
 
