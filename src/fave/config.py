@@ -87,6 +87,12 @@ DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?")  # the accepted values of train.dev
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
+def check_device(name: str, key: str = "device") -> None:
+    """A device name as ``train.device`` accepts it (cpu, cuda, cuda:N, auto), or a clear error naming ``key``."""
+    if not DEVICE.fullmatch(name):
+        raise FaveError(f"{key} must be cpu, cuda, cuda:N or auto, got {name!r}")
+
+
 def _coerce(cls_name: str, f: dataclasses.Field, value: Any) -> Any:
     """Check/convert ``value`` for dataclass field ``f``; raise FaveError naming the key."""
     typ = f.type
@@ -230,8 +236,7 @@ def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
         raise FaveError(f"train.windows must be 'last' or 'all', got {train.windows!r}")
     if train.layout not in ("auto", "prefix", "parallel"):
         raise FaveError(f"train.layout must be auto, prefix or parallel, got {train.layout!r}")
-    if not DEVICE.fullmatch(train.device):
-        raise FaveError(f"train.device must be cpu, cuda, cuda:N or auto, got {train.device!r}")
+    check_device(train.device, "train.device")
     from fave.evaluation.metrics import KS  # the metrics every validation computes
 
     metrics = [f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in KS]

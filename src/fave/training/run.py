@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from fave.config import DEVICE, RunConfig
+from fave.config import RunConfig, check_device
 from fave.data.dataset import SequenceData, Split
 from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
@@ -53,8 +53,7 @@ def load_split(config: RunConfig, data_dir: str | None) -> Split:
 
 def resolve_device(name: str) -> torch.device:
     """``train.device`` as a torch device; a GPU that is asked for but not visible is an error, not a fallback."""
-    if not DEVICE.fullmatch(name):
-        raise FaveError(f"device must be cpu, cuda, cuda:N or auto, got {name!r}")
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
