@@ -1,9 +1,11 @@
 import json
 
+import numpy as np
+import pytest
 import yaml
 
 from fave.cli import main
-from fave.reporting import PAPER, aggregate, markdown
+from fave.reporting import PAPER, aggregate, markdown, write_report
 
 
 def _run(d, seed, hr, seconds, init="", model="fave"):
@@ -68,3 +70,47 @@ def test_rows_follow_table_1_order_with_the_gap_to_the_paper(tmp_path):
     sasrec = next(line for line in md.splitlines() if line.startswith("| sasrec | paper |"))
     hr20, n20 = PAPER["ml-100k"]["sasrec"][1], PAPER["ml-100k"]["sasrec"][3]
     assert sasrec.endswith(f"| {20.0 - hr20:+.2f} / {10.0 - n20:+.2f} |")
+
+
+def test_report_adds_holm_corrected_p_values_when_runs_saved_their_ranks(tmp_path):
+    from fave.evaluation.significance import compare_runs, save_ranks
+
+    rng = np.random.default_rng(0)
+    users = np.arange(300)
+    saved = {}
+    for model, seeds in (("fave", (0, 1)), ("sasrec", (0,)), ("gru4rec", (0,))):
+        for s in seeds:
+            d = tmp_path / f"{model}-seed{s}"
+            _run(d, s, 0.2, 1.0, model=model)
+            r = rng.integers(1, 60, size=300)
+            if model == "fave":
+                r = np.where(rng.random(300) < 0.4, 1, r)  # clearly better than both
+            saved[d.name] = {"test_users": users, "test_paper": r, "test_masked": r}
+            save_ranks(d, saved[d.name])
+    _run(tmp_path / "caser-seed0", 0, 0.2, 1.0, model="caser")  # trained before ranks were saved
+    dirs = [str(p) for p in sorted(tmp_path.glob("*-seed0"))] + [str(tmp_path / "fave-seed1")]
+    write_report(dirs, tmp_path / "res", "t")
+    sig = json.loads((tmp_path / "res.json").read_text())["significance"]
+    assert sig["correction"] == "Holm-Bonferroni" and sig["without_ranks"] == ["caser"]
+    tests = sig["tests"]["paper"]
+    assert {t["baseline"] for t in tests} == {"sasrec", "gru4rec"} and len(tests) == 2 * 4
+    expected = compare_runs(
+        [saved["fave-seed0"], saved["fave-seed1"]],
+        {"gru4rec": [saved["gru4rec-seed0"]], "sasrec": [saved["sasrec-seed0"]]},
+        metrics=("HR@10", "HR@20", "NDCG@10", "NDCG@20"),
+    )
+    by_key = {(t["baseline"], t["metric"]): t for t in tests}
+    for e in expected:
+        assert by_key[(e.baseline, e.metric)]["t_p_holm"] == pytest.approx(e.t_p_holm)
+        assert by_key[(e.baseline, e.metric)]["wilcoxon_p_holm"] < 0.01  # the difference is real
+    md = (tmp_path / "res.md").read_text()
+    assert "Holm-Bonferroni" in md and "| sasrec | paper | HR@20 |" in md
+    assert "--save-ranks` adds them): caser." in md
+
+
+def test_report_without_saved_ranks_says_so(tmp_path):
+    _run(tmp_path / "fave-seed0", 0, 0.2, 1.0)
+    _run(tmp_path / "sasrec-seed0", 0, 0.2, 1.0, model="sasrec")
+    write_report([str(tmp_path / "fave-seed0"), str(tmp_path / "sasrec-seed0")], tmp_path / "r", "t")
+    sig = json.loads((tmp_path / "r.json").read_text())["significance"]
+    assert sig["tests"] == {} and sig["without_ranks"] == ["fave", "sasrec"]

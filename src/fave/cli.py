@@ -1,7 +1,7 @@
 """The command line: the only place where strings become objects.
 
 fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--seed 0]
-fave evaluate runs/fave
+fave evaluate runs/fave [--save-ranks]
 fave recommend runs/fave --user 1 --k 10
 fave data fetch|prepare|stats ml-100k [--json]
 """
@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     _add_set(p, "change an inference setting, e.g. --set params.delta=0 or --set eval_seed=7")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--save-ranks",
+        action="store_true",
+        help="write the per-user ranks to RUN_DIR/ranks.npz (for runs trained before they were saved; no --set)",
+    )
     _add_data_dir(p)
 
     p = sub.add_parser("recommend", help="top-K recommendations of a trained run for some users")
@@ -70,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="record_command",
         default="",
         help="the command(s) that produced the runs, recorded in the report",
+    )
+    p.add_argument(
+        "--reference",
+        default="fave",
+        help="label tested against every other model with paired tests, where runs saved ranks (default: fave)",
     )
 
     p = sub.add_parser("serve", help="serve top-K recommendations of a run over HTTP (needs fave[serve])")
@@ -123,8 +133,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from fave.training.checkpoint import load_run
     from fave.training.run import evaluate_both, fmt_metrics, load_split
 
+    if args.save_ranks and args.overrides:
+        raise FaveError("--save-ranks writes the run's own ranks; it cannot be combined with --set")
     model, config, _ = load_run(args.run_dir, overrides=args.overrides)
-    metrics = evaluate_both(model, load_split(config, args.data_dir), config)
+    ranks: dict = {}
+    metrics = evaluate_both(model, load_split(config, args.data_dir), config, ranks=ranks)
+    if args.save_ranks:
+        from fave.evaluation.significance import save_ranks
+
+        print(f"ranks saved in {save_ranks(args.run_dir, ranks)}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -162,7 +179,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from fave.reporting import write_report
 
-    write_report(args.runs, args.out, args.title, args.record_command)
+    write_report(args.runs, args.out, args.title, args.record_command, reference=args.reference)
     print(Path(args.out).with_suffix(".md").read_text())
     return 0
 

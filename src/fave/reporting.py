@@ -172,12 +172,100 @@ def markdown(table: dict[str, Any], title: str, command: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(run_dirs: list[str], out_stem: str | Path, title: str, command: str = "") -> dict[str, Any]:
+SIGNIFICANCE_NOTE = (
+    "Per-user HR/NDCG on the test users, from each run's saved per-user ranks (ranks.npz). Seeds: each user's "
+    "value is the mean over that model's seeds (seeds are not paired across models), and the samples are the "
+    "users every compared run has, so n = users. Two-sided paired t-test and Wilcoxon signed-rank test (scipy; "
+    "users with equal values dropped), p-values corrected with Holm-Bonferroni over all (baseline, metric) "
+    "comparisons of each test and protocol."
+)
+
+
+def significance(run_dirs: list[str | Path], table: dict[str, Any], reference: str = "fave") -> dict[str, Any] | None:
+    """Paired tests of the ``reference`` label against every label of another model on the same
+    dataset, where every run of both has saved ranks. None when the reference is not in the table."""
+    from fave.evaluation.significance import CORRECTION, as_dicts, compare_runs, load_ranks
+
+    ref = table.get(reference)
+    if ref is None:
+        return None
+    groups: dict[str, list[Path]] = {}
+    for d in map(Path, run_dirs):
+        groups.setdefault(label_of(d), []).append(d)
+    ranks = {label: [load_ranks(d) for d in dirs] for label, dirs in groups.items()}
+    out: dict[str, Any] = {
+        "reference": reference,
+        "phase": "test",
+        "metrics": list(KEYS),
+        "correction": CORRECTION,
+        "note": SIGNIFICANCE_NOTE,
+        "without_ranks": sorted(k for k, v in ranks.items() if any(r is None for r in v)),
+        "tests": {},
+    }
+    if reference in out["without_ranks"]:
+        return out
+    baselines = {
+        label: runs
+        for label, runs in ranks.items()
+        if label not in out["without_ranks"]
+        and table[label]["model"] != ref["model"]
+        and table[label]["dataset"] == ref["dataset"]
+    }
+    if not baselines:
+        return out
+    try:
+        for p in ("paper", "masked"):
+            out["tests"][p] = as_dicts(compare_runs(ranks[reference], baselines, "test", p, KEYS))
+    except ImportError:
+        out["error"] = "scipy is not installed (pip install scipy): no p-values"
+    return out
+
+
+def _p(p: float) -> str:
+    return "-" if p != p else f"{p:.2g}"
+
+
+def significance_markdown(sig: dict[str, Any] | None) -> str:
+    if not sig:
+        return ""
+    ref = sig["reference"]
+    lines = ["", f"## Paired significance: {ref} against each baseline ({sig['phase']} users)", "", sig["note"], ""]
+    if sig.get("error"):
+        lines.append(sig["error"])
+    if sig["without_ranks"]:
+        lines.append(
+            "No saved per-user ranks (trained before they were saved; `fave evaluate RUN --save-ranks` adds them): "
+            + ", ".join(sig["without_ranks"])
+            + "."
+        )
+        lines.append("")
+    if sig["tests"]:
+        lines += [
+            f"| baseline | protocol | metric | {ref} | baseline | {ref} - baseline | t-test p (Holm) "
+            "| Wilcoxon p (Holm) | users |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for p, tests in sig["tests"].items():
+            for t in tests:
+                lines.append(
+                    f"| {t['baseline']} | {p} | {t['metric']} | {100 * t['mean']:.2f} | {100 * t['mean_baseline']:.2f} "
+                    f"| {100 * t['diff']:+.2f} | {_p(t['t_p'])} ({_p(t['t_p_holm'])}) "
+                    f"| {_p(t['wilcoxon_p'])} ({_p(t['wilcoxon_p_holm'])}) | {t['n_users']} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    run_dirs: list[str], out_stem: str | Path, title: str, command: str = "", reference: str = "fave"
+) -> dict[str, Any]:
+    """The table of :func:`aggregate` as JSON and Markdown, with :func:`significance` of
+    ``reference`` against the other models when their runs saved per-user ranks."""
     table = aggregate(run_dirs)
+    sig = significance(run_dirs, table, reference)
     out_stem = Path(out_stem)
-    atomic_write_json(
-        out_stem.with_suffix(".json"),
-        {"title": title, "command": command, "runs": [str(d) for d in run_dirs], "results": table},
-    )
-    atomic_write_text(out_stem.with_suffix(".md"), markdown(table, title, command))
+    doc = {"title": title, "command": command, "runs": [str(d) for d in run_dirs], "results": table}
+    if sig is not None:
+        doc["significance"] = sig
+    atomic_write_json(out_stem.with_suffix(".json"), doc)
+    atomic_write_text(out_stem.with_suffix(".md"), markdown(table, title, command) + significance_markdown(sig))
     return table

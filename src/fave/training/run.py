@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fave.config import RunConfig, check_device
 from fave.data.dataset import SequenceData, Split
 from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
+from fave.evaluation.significance import save_ranks
 from fave.io_utils import atomic_write_json
 from fave.models.base import SeqRecModel
 from fave.models.registry import build_model
@@ -65,7 +67,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def evaluate_both(model: SeqRecModel, split: Split, config: RunConfig, diversity_k: int | None = 20) -> dict[str, Any]:
+def evaluate_both(
+    model: SeqRecModel,
+    split: Split,
+    config: RunConfig,
+    diversity_k: int | None = 20,
+    ranks: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Validation and test metrics (and test diversity); fills ``ranks`` with the per-user ranks
+    (keys as ``ranks.npz``, see :mod:`fave.evaluation.significance`) when given."""
     out: dict[str, Any] = {}
     for phase in ("valid", "test"):
         users = validation_users(split, config.train) if phase == "valid" else split.eval_set(phase)
@@ -78,6 +88,9 @@ def evaluate_both(model: SeqRecModel, split: Split, config: RunConfig, diversity
             seed=config.train.eval_seed,
         )
         out[phase] = res.metrics
+        if ranks is not None:
+            ranks[f"{phase}_users"] = users.users
+            ranks.update({f"{phase}_{p}": r for p, r in res.ranks.items()})
         if res.diversity:
             out["diversity"] = res.diversity
     return out
@@ -113,7 +126,9 @@ def train_run(
             shutil.rmtree(out, ignore_errors=True)  # nothing worth resuming was saved
         raise
     save_weights(model, out / WEIGHTS)
-    metrics = evaluate_both(model, split, config)
+    ranks: dict[str, np.ndarray] = {}
+    metrics = evaluate_both(model, split, config, ranks=ranks)
+    save_ranks(out, ranks)  # per-user ranks, for paired significance in reports
     metrics.update(
         {
             "model": config.model,
