@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p, "override a config key, e.g. --set epochs=1 --set params.alpha=0.2")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a run of another model/config already in --out"
+    )
     _add_data_dir(p)
 
     p = sub.add_parser("evaluate", help="re-evaluate a trained run on its dataset")
@@ -56,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recommend", help="top-K recommendations of a trained run for some users")
     p.add_argument("run_dir")
     p.add_argument("--user", action="append", default=[], help="raw user id (repeatable; default: first 3 users)")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=int, default=10, help="how many items per user (1-1000)")
     _add_data_dir(p)
 
     p = sub.add_parser("data", help="fetch, prepare or describe a dataset")
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    _add_data_dir(p)
 
     sub.add_parser("models", help="list the registered models")
     add_bench_parser(sub)
@@ -121,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.seed,
         dataset_key=dataset_key(args.dataset),
     )
-    metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet)
+    metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet, overwrite=args.overwrite)
     print(f"{args.model} on {args.dataset} (seed {config.seed}), {metrics['train_seconds']:.0f} s of training")
     for protocol in ("paper", "masked"):
         print(f"  test [{protocol:6s}] {fmt_metrics(metrics['test'][protocol])}")
@@ -152,8 +156,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from fave.serving.recommender import Recommender
+    from fave.serving.recommender import MAX_K, Recommender
 
+    if not 1 <= args.k <= MAX_K:
+        raise FaveError(f"--k {args.k}: the number of recommendations must be between 1 and {MAX_K}")
     rec = Recommender.from_run(args.run_dir, args.data_dir)
     users = args.user or rec.id_map.users[:3]
     for user in users:
@@ -188,7 +194,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from fave.serving.app import create_app
     from fave.serving.recommender import Recommender
 
-    rec = Recommender.from_run(args.run_dir)
+    rec = Recommender.from_run(args.run_dir, args.data_dir)
     app = create_app(rec, type(rec.model).__name__)
     try:
         import uvicorn

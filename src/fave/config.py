@@ -9,6 +9,7 @@ config is saved with every run, so a run can be reproduced from its directory al
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -93,6 +94,12 @@ def check_device(name: str, key: str = "device") -> None:
         raise FaveError(f"{key} must be cpu, cuda, cuda:N or auto, got {name!r}")
 
 
+def _finite(cls_name: str, key: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise FaveError(f"config key {cls_name}.{key}: expected a finite number, got {value!r}")
+    return value
+
+
 def _coerce(cls_name: str, f: dataclasses.Field, value: Any) -> Any:
     """Check/convert ``value`` for dataclass field ``f``; raise FaveError naming the key."""
     typ = f.type
@@ -108,9 +115,9 @@ def _coerce(cls_name: str, f: dataclasses.Field, value: Any) -> Any:
         if t is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return _finite(cls_name, f.name, float(value))
         if t is float and isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
+            return _finite(cls_name, f.name, float(value))  # YAML 1.1 reads "1e-3" (no dot) as a string
         if t is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         if t in (list, tuple) or typing.get_origin(t) in (list, tuple):
@@ -149,8 +156,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise FaveError(f"config file not found: {path}; check the path given to --config")
     try:
         obj = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise FaveError(f"config file {path} is not UTF-8 text; --config takes a YAML file") from None
     except yaml.YAMLError as e:
         raise FaveError(f"config file {path} is not valid YAML ({e.__class__.__name__}); fix its syntax") from None
+    except OSError as e:
+        raise FaveError(f"cannot read config file {path} ({e.strerror or e}); check its permissions") from None
     if not isinstance(obj, dict):
         raise FaveError(f"config file {path} must hold a mapping (key: value lines)")
     return obj
@@ -191,11 +202,17 @@ def parse_set(items: list[str], params_keys: set[str]) -> dict[str, Any]:
                     allowed = sorted(train_keys | data_keys | params_keys)
                     raise FaveError(f"unknown config key {k!r} in --set; allowed: {', '.join(allowed)}")
                 parts = [homes[0], k]
-        node = out
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
+        _set(out, parts, value)
     return out
+
+
+def _set(out: dict[str, Any], parts: list[str], value: Any) -> None:
+    node = out
+    for p in parts[:-1]:
+        if not isinstance(node.setdefault(p, {}), dict):
+            raise FaveError(f"--set {'.'.join(parts)}: {p} is a value, not a section")
+        node = node[p]
+    node[parts[-1]] = value
 
 
 def resolve_config(
@@ -212,14 +229,39 @@ def resolve_config(
     _deep_update(merged, packaged_config(model))
     if dataset_key:
         _deep_update(merged, packaged_config(f"{model}.{dataset_key}"))
-    if config_file:
-        _deep_update(merged, load_yaml(config_file))
     params_keys = {f.name for f in fields(params_cls)}
-    _deep_update(merged, parse_set(overrides or [], params_keys))
+    user = _deep_update(load_yaml(config_file) if config_file else {}, parse_set(overrides or [], params_keys))
+    _deep_update(merged, user)
+    if "max_len" in params_keys:
+        _follow_max_len(merged, user)
     if seed is not None:
         merged["seed"] = seed
     merged["model"], merged["dataset"] = model, dataset
     return config_from_dict(merged, params_cls)
+
+
+def _section(d: dict[str, Any], name: str) -> dict[str, Any]:
+    value = d.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _follow_max_len(merged: dict[str, Any], user: dict[str, Any]) -> None:
+    """One history length: the model's ``params.max_len`` follows a ``data.max_len`` the user sets,
+    unless the user also sets ``params.max_len`` (then :func:`check_max_len` checks they fit)."""
+    if "max_len" in _section(user, "data") and "max_len" not in _section(user, "params"):
+        if isinstance(merged.get("params"), dict):
+            merged["params"]["max_len"] = user["data"]["max_len"]
+
+
+def check_max_len(config: RunConfig) -> None:
+    """Histories of ``data.max_len`` items must fit the model's position table (``params.max_len``);
+    checked before a model is trained or evaluated, where a longer history would index past it."""
+    model_len, data_len = config.params.get("max_len"), config.data.max_len
+    if isinstance(model_len, int) and data_len > model_len:
+        raise FaveError(
+            f"data.max_len={data_len} exceeds params.max_len={model_len} (the model's positions); "
+            "raise params.max_len too (or set only data.max_len: the model's follows it)"
+        )
 
 
 def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
@@ -228,6 +270,12 @@ def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
         raise FaveError(
             f"unknown top-level config key {unknown[0]!r}; allowed: model, dataset, seed, data, train, params"
         )
+    for key in ("model", "dataset"):
+        if not isinstance(d.get(key), str):
+            raise FaveError(f"config key {key!r} must be a name, got {d.get(key)!r}")
+    for section in SECTIONS:
+        if not isinstance(d.get(section) or {}, dict):
+            raise FaveError(f"config section {section!r} must be a mapping (key: value lines), got {d[section]!r}")
     params = build_dataclass(params_cls, d.get("params") or {}, "params")
     train = build_dataclass(TrainConfig, d.get("train") or {}, "train")
     if train.select_protocol not in ("paper", "masked"):

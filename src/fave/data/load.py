@@ -3,7 +3,8 @@
 ``load_dataset("ml-100k")`` fetches (if allowed), parses and preprocesses once, then keeps
 the sequences in ``<data_dir>/processed/<key>.npz``. The key hashes the source file's bytes
 and every option that changes the result, so a changed file or option never reuses a stale
-cache; a cache that cannot be read is rebuilt.
+cache; a cache that cannot be read is rebuilt. Raw ids are stored as one UTF-8 byte array plus their
+end offsets, so the cache grows with the ids' total length, not with the longest one.
 """
 
 from __future__ import annotations
@@ -37,7 +38,23 @@ __all__ = ["dataset_key", "fetch", "item_titles", "load_dataset", "processed_pat
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: ids as UTF-8 bytes + offsets (1: fixed-width unicode arrays)
+
+
+def pack_ids(ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Raw ids -> (UTF-8 bytes of all of them [uint8], end offset of each [int64])."""
+    encoded = [x.encode("utf-8") for x in ids]
+    ends = np.cumsum([len(b) for b in encoded], dtype=np.int64) if encoded else np.zeros(0, np.int64)
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), ends
+
+
+def unpack_ids(data: np.ndarray, ends: np.ndarray) -> list[str]:
+    """The inverse of :func:`pack_ids`; ValueError when the offsets do not fit the bytes."""
+    if ends.ndim != 1 or (len(ends) and (ends[-1] != len(data) or np.any(np.diff(ends) < 0) or ends[0] < 0)):
+        raise ValueError("inconsistent id offsets")
+    raw = data.tobytes()
+    starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
+    return [raw[a:b].decode("utf-8") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 def dataset_key(name_or_path: str) -> str:
@@ -130,6 +147,9 @@ def _write_cache(path: Path, data: SequenceData) -> None:
     lengths = np.array([len(s) for s in data.sequences], dtype=np.int64)
     items = np.concatenate(data.sequences).astype(np.int64) if data.sequences else lengths[:0]
 
+    users, user_ends = pack_ids(data.id_map.users)
+    item_ids, item_ends = pack_ids(data.id_map.items)
+
     def _write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             np.savez(
@@ -139,8 +159,10 @@ def _write_cache(path: Path, data: SequenceData) -> None:
                 num_items=np.int64(data.num_items),
                 lengths=lengths,
                 items=items,
-                users=np.array(data.id_map.users, dtype=str),
-                item_ids=np.array(data.id_map.items, dtype=str),
+                users=users,
+                user_ends=user_ends,
+                item_ids=item_ids,
+                item_ends=item_ends,
             )
 
     try:
@@ -158,7 +180,8 @@ def _read_cache(path: Path) -> SequenceData | None:
             if int(z["version"]) != CACHE_VERSION:
                 return None
             lengths, items = z["lengths"], z["items"]
-            users, item_ids = z["users"].tolist(), z["item_ids"].tolist()
+            users = unpack_ids(z["users"], z["user_ends"])
+            item_ids = unpack_ids(z["item_ids"], z["item_ends"])
             num_items, name = int(z["num_items"]), str(z["name"])
         if int(lengths.sum()) != len(items) or len(users) != len(lengths):
             raise ValueError("inconsistent arrays")

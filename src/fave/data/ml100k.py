@@ -197,8 +197,18 @@ def read_ml100k(path: str | Path) -> Interactions:
 
 
 def ml100k_titles(data_dir: Path) -> dict[str, str] | None:
-    """Raw item id -> ``"Title (year)"`` from ``u.item`` or ``ml-100k.item``, if present."""
+    """Raw item id -> ``"Title (year)"`` from ``u.item`` or ``ml-100k.item``, if present.
+
+    RecBole's ``ml-100k.item`` is checked against its known sha256 (a mismatch gives no
+    titles). GroupLens's ``u.item`` has no published checksum and the archive is not pinned
+    (only ``u.data`` is), so it is read unverified: titles are display text only, never
+    executed and never part of training or metrics, and a bad file costs a wrong label.
+    """
     u_item = data_dir / NAME / "u.item"
+    recbole_item = data_dir / NAME / "ml-100k.item"
+    if not u_item.is_file() and recbole_item.is_file() and sha256_file(recbole_item) != ITEM_SHA256:
+        log.warning("ignoring %s: its sha256 does not match the known file", recbole_item)
+        return None
     if u_item.is_file():
         titles = {}
         for _, line in numbered_lines(u_item, encoding="latin-1"):
@@ -206,7 +216,6 @@ def ml100k_titles(data_dir: Path) -> dict[str, str] | None:
             if len(fields) >= 2:
                 titles[fields[0]] = fields[1]
         return titles
-    recbole_item = data_dir / NAME / "ml-100k.item"
     if recbole_item.is_file():
         titles = {}
         lines = numbered_lines(recbole_item)

@@ -26,6 +26,7 @@ from fave.data.dataset import IdMap, SequenceData
 from fave.errors import FaveError
 
 ID_ORDERS = ("auto", "numeric", "appearance")
+MAX_ID_CHARS = 256  # longer raw ids are refused: they bloat the cache and id maps (and int() of them)
 _INT = re.compile(r"[+-]?[0-9]+")
 
 
@@ -66,6 +67,16 @@ def _codes(raw: list[str]) -> tuple[np.ndarray, list[str]]:
     index: dict[str, int] = {}
     codes = np.fromiter((index.setdefault(x, len(index)) for x in raw), np.int64, len(raw))
     return codes, list(index)
+
+
+def check_id_lengths(raw: list[str], what: str, where: str) -> None:
+    """Refuse a raw id over :data:`MAX_ID_CHARS` characters, naming it (cut) and the fix."""
+    longest = max(raw, key=len, default="")
+    if len(longest) > MAX_ID_CHARS:
+        raise FaveError(
+            f"a {what} id{where} has {len(longest)} characters (starts {longest[:40]!r}); ids may have at most "
+            f"{MAX_ID_CHARS}: shorten or hash them"
+        )
 
 
 def _all_int(raw: list[str]) -> bool:
@@ -126,6 +137,8 @@ def to_sequences(
     kcore = max(kcore, inter.min_kcore)
     user_codes, user_raw = _codes(inter.users)
     item_codes, item_raw = _codes(inter.items)
+    check_id_lengths(user_raw, "user", where)
+    check_id_lengths(item_raw, "item", where)
     ts = None if inter.timestamps is None else np.asarray(inter.timestamps)
 
     order = stable_time_order(user_codes, ts)

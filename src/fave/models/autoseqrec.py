@@ -31,12 +31,17 @@ Deviations, to fit the shared contract and one optimiser:
   clips, and reconstruction stalled (MSE 0.4 on a toy chain, where linear outputs reach 1e-7).
 - The public code updates the matrices online after every test interaction; here they are
   fixed per phase (training parts for validation, + the validation items for test).
-- The matrices are data, not weights: not saved with the model; call ``observe`` after loading.
+- The matrices are data, not weights, but a run directory must recommend without the
+  training data, so the transition matrix ``T`` is saved with the weights (as ``T_indices``
+  and ``T_values``, its non-zero entries) and ``T^T`` rebuilt from it on loading. ``R`` is
+  not saved: a loaded model that has observed no users (``fave recommend``, ``fave serve``)
+  takes a user's row from the history it is given, its item counts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fave.data.batching import Batch
+from fave.errors import FaveError
 from fave.models.base import LossOutput, SeqRecModel
 
 SEEN_SCORE = -1e9  # interacted items (the public code uses -(1 << 10))
@@ -58,6 +64,10 @@ class AutoSeqRecConfig:
     w_basic: float = 0.2  # --weight_basic 0.2
     w_item: float = 0.2  # --weight_item 0.2 (user weight = 1 - 0.2 - 0.2)
     exclude_seen: bool = True  # public code: interacted items go to the bottom
+
+
+class NotObserved(FaveError, RuntimeError):
+    """Scoring before the matrices exist: a programming error in code, a user's one in a run directory."""
 
 
 def sparse_counts(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> Tensor:
@@ -99,7 +109,10 @@ class AutoSeqRec(SeqRecModel):
     def _rows(self, matrix: Tensor | None, index: Tensor) -> Tensor:
         """Dense rows ``matrix[index]`` -> [len(index), N]."""
         if matrix is None:
-            raise RuntimeError("AutoSeqRec needs observe(inputs) before loss() or score_all()")
+            raise NotObserved(
+                "AutoSeqRec needs observe(inputs) before loss() or score_all(); a run directory saved "
+                "before fave kept its transition matrix cannot recommend: retrain it"
+            )
         if len(index) and int(index.max()) >= matrix.shape[0]:
             raise IndexError(f"row {int(index.max())} asked for; observe() saw {matrix.shape[0]} rows")
         return matrix.index_select(0, index).to_dense()
@@ -122,9 +135,18 @@ class AutoSeqRec(SeqRecModel):
         parts = {"user": float(user.detach()), "out": float(out.detach()), "in": float(into.detach())}
         return LossOutput(user + out + into, parts)
 
+    def _user_rows(self, batch: Batch) -> Tensor:
+        """[B, N]: the observed users' rows, or (loaded, no user observed) the history's item counts."""
+        if self.R is None and self.T is not None:
+            h = batch.history
+            rows = torch.zeros(len(h), self.num_items + 1, device=h.device)
+            rows.scatter_add_(1, h, torch.ones_like(h, dtype=rows.dtype))
+            return rows[:, 1:]  # column 0 counted the padding
+        return self._rows(self.R, batch.user)
+
     def score_all(self, batch: Batch) -> Tensor:
         c = self.config
-        r_u = self._rows(self.R, batch.user)  # [B, N]
+        r_u = self._user_rows(batch)  # [B, N]
         z_u = self.encode(r_u)  # [B, D]
         last = batch.history[:, -1]  # left-padded: the most recent item, 0 if none
         z_last = self.encode(self._rows(self.T, (last - 1).clamp_min(0)) * (last > 0).unsqueeze(-1))
@@ -140,3 +162,22 @@ class AutoSeqRec(SeqRecModel):
     def item_representation(self) -> Tensor:
         """[N, D]: the user decoder's output weights, one vector per item."""
         return self.dec_user[0].weight.detach()
+
+    # -- the transition matrix travels with the weights ------------------------------
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.T is not None:
+            destination[prefix + "T_indices"] = self.T.indices()
+            destination[prefix + "T_values"] = self.T.values()
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        indices, values = state_dict.pop(prefix + "T_indices", None), state_dict.pop(prefix + "T_values", None)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        if indices is None or values is None:
+            return  # weights saved without it: observe() builds it
+        N, device = self.num_items, self.enc.weight.device
+        if indices.ndim != 2 or indices.shape[0] != 2 or len(values) != indices.shape[1]:
+            raise ValueError(f"{prefix}T_indices/T_values do not describe a sparse [N, N] matrix")
+        self.T = torch.sparse_coo_tensor(indices.long(), values.float(), (N, N), check_invariants=True)
+        self.T = self.T.coalesce().to(device)
+        self.T_in = self.T.t().coalesce()

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fave.errors import FaveError
+
 
 def attention_mask(history: Tensor, causal: bool) -> Tensor:
     """Boolean mask [B, 1, L, L], True = may attend. Padding keys are hidden; every
@@ -75,7 +77,7 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.math_attention = math_attention  # plain softmax attention: supports forward-mode AD (JVP)
         if hidden % heads:
-            raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads})")
+            raise FaveError(f"params.hidden={hidden} is not divisible by params.heads={heads}; change one of them")
         make_norm = (lambda: RMSNorm(hidden)) if norm == "rms" else (lambda: nn.LayerNorm(hidden))
         self.heads, self.use_rotary, self.dropout = heads, use_rotary, dropout
         self.norm1, self.norm2 = make_norm(), make_norm()

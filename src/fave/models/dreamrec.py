@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fave.data.batching import Batch
+from fave.errors import FaveError
 from fave.models.base import LossOutput, SeqRecModel, at_targets
 from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights, sinusoidal
 
@@ -73,7 +74,7 @@ class Denoiser(nn.Module):
         elif kind == "mlp2":
             self.net = nn.Sequential(nn.Linear(3 * hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
         else:
-            raise ValueError(f"params.denoiser = {kind!r}; expected 'mlp1' or 'mlp2'")
+            raise FaveError(f"params.denoiser={kind!r}; set it to 'mlp1' or 'mlp2'")
 
     def forward(self, x_k: Tensor, h: Tensor, k: Tensor) -> Tensor:
         """x_k, h: [P, D]; k: [P] integer steps -> x0_hat [P, D]."""
@@ -88,7 +89,9 @@ class DreamRec(SeqRecModel):
         super().__init__(config, num_items)
         c = config
         if not 0 <= c.sample_steps <= c.steps:
-            raise ValueError(f"params.sample_steps = {c.sample_steps}; expected 0 (all) to steps = {c.steps}")
+            raise FaveError(
+                f"params.sample_steps={c.sample_steps}; set it between 0 (all steps) and params.steps={c.steps}"
+            )
         self.item_emb = nn.Embedding(num_items + 1, c.hidden, padding_idx=0)
         self.pos_emb = PositionEmbedding(c.max_len, c.hidden)
         self.emb_drop = nn.Dropout(c.dropout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -10,8 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
-from fave.config import RunConfig, check_device
+from fave.config import SECTIONS, RunConfig, check_device, check_max_len
 from fave.data.dataset import SequenceData, Split
 from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
@@ -19,7 +21,19 @@ from fave.evaluation.significance import save_ranks
 from fave.io_utils import atomic_write_json
 from fave.models.base import SeqRecModel
 from fave.models.registry import build_model
-from fave.training.checkpoint import WEIGHTS, load_run, save_config, save_id_map, save_weights
+from fave.training.checkpoint import (
+    BEST,
+    CONFIG,
+    IDMAP,
+    STATE,
+    WEIGHTS,
+    id_map_dict,
+    load_run,
+    read_config,
+    save_config,
+    save_id_map,
+    save_weights,
+)
 from fave.training.trainer import Trainer, validation_users
 
 PROTOCOL_NOTE = (
@@ -96,13 +110,74 @@ def evaluate_both(
     return out
 
 
+# the files `fave train` writes into a run directory (what --overwrite deletes, nothing else)
+RUN_FILES = (CONFIG, IDMAP, WEIGHTS, BEST, STATE, "metrics.json", "log.txt", "ranks.npz")
+# config keys that may change when a run is resumed (where and how fast, not what is computed)
+RESUMABLE_CHANGES = {("train", "device"), ("train", "threads")}
+
+
+def _config_difference(old: Any, new: dict[str, Any]) -> str | None:
+    """The first dotted key whose value differs between a saved config and a new one, or None."""
+    if not isinstance(old, dict):
+        return "config.yaml"
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if key in SECTIONS and isinstance(a, dict) and isinstance(b, dict):
+            for sub in sorted(set(a) | set(b)):
+                if (key, sub) not in RESUMABLE_CHANGES and a.get(sub) != b.get(sub):
+                    return f"{key}.{sub}: {a.get(sub)!r} -> {b.get(sub)!r}"
+        elif a != b:
+            return f"{key}: {a!r} -> {b!r}"
+    return None
+
+
+def _claim_run_dir(out: Path, config: RunConfig, split: Split, overwrite: bool) -> None:
+    """Refuse to reuse ``out`` for another config or dataset (or delete the old run's files if ``overwrite``)."""
+    if not (out / CONFIG).is_file():
+        return
+    try:
+        saved = read_config(out)  # defaults filled in, so a key added to fave since is no difference
+        old = yaml.safe_load(yaml.safe_dump(saved.to_dict(), sort_keys=False))
+        old_ids = json.loads((out / IDMAP).read_text(encoding="utf-8")) if (out / IDMAP).is_file() else None
+    except (FaveError, ValueError):  # unreadable: not the same run
+        old, old_ids = None, None
+    new = yaml.safe_load(yaml.safe_dump(config.to_dict(), sort_keys=False))  # as config.yaml would read back
+    diff = _config_difference(old, new)
+    ids = split.data.id_map
+    if diff is None and old_ids is not None and old_ids != json.loads(json.dumps(id_map_dict(ids, split.num_items))):
+        diff = "the dataset's users or items"
+    if diff is None:
+        return  # the same run: resume it
+    if not overwrite:
+        what = f"a {old['model']} run with another config ({diff})" if old else "a run whose config cannot be read"
+        raise FaveError(
+            f"{out} already holds {what}; choose another --out, "
+            "or pass --overwrite to delete that run and train this one"
+        )
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
 def train_run(
-    config: RunConfig, out_dir: str | Path, data_dir: str | None = None, quiet: bool = False, split: Split | None = None
+    config: RunConfig,
+    out_dir: str | Path,
+    data_dir: str | None = None,
+    quiet: bool = False,
+    split: Split | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train, select on validation, evaluate test once; write the run directory. Returns metrics."""
+    """Train, select on validation, evaluate test once; write the run directory. Returns metrics.
+
+    An ``out_dir`` that holds a run of the same config and data resumes it; one that holds
+    another run is refused (``overwrite=True`` deletes that run's files first).
+    """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FaveError(f"--out {out} is an existing file, not a directory; choose another --out path")
     device = resolve_device(config.train.device)
+    check_max_len(config)
     split = split or load_split(config, data_dir)  # bad data fails before anything is written
+    _claim_run_dir(out, config, split, overwrite)
     torch.manual_seed(config.seed)  # initial weights
     model = build_model(config.model, config.params, split.num_items)
     if config.train.init_from:
@@ -122,7 +197,7 @@ def train_run(
         trainer = Trainer(model, split, config, out, log, progress=not quiet)
         result = trainer.fit()
     except BaseException:
-        if fresh and not (out / "state.pt").exists():
+        if fresh and not (out / STATE).exists():
             shutil.rmtree(out, ignore_errors=True)  # nothing worth resuming was saved
         raise
     save_weights(model, out / WEIGHTS)

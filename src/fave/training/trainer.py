@@ -107,7 +107,8 @@ class Trainer:
         result = TrainResult([StageResult(**s) for s in state["done"]] if state else [])
         if state:
             self.log(f"resuming from {state_path}: stage {state['stage']} epoch {state['epoch']}")
-        if not self.model.trainable:
+        if not self.model.trainable:  # nothing to fit, but the saved run must hold what it observed (pop's counts)
+            self.model.observe(self.split.train)
             return result
         for si, plan in enumerate(self.model.stages()):
             if state and si < state["stage"]:
