@@ -114,3 +114,55 @@ def test_report_without_saved_ranks_says_so(tmp_path):
     write_report([str(tmp_path / "fave-seed0"), str(tmp_path / "sasrec-seed0")], tmp_path / "r", "t")
     sig = json.loads((tmp_path / "r.json").read_text())["significance"]
     assert sig["tests"] == {} and sig["without_ranks"] == ["fave", "sasrec"]
+
+
+def _with_diversity(d, ild_paper, cov):
+    m = json.loads((d / "metrics.json").read_text())
+    m["diversity"] = {
+        "paper": {"Coverage@20": cov, "ILD@20": ild_paper},
+        "masked": {"Coverage@20": cov + 0.1, "ILD@20": ild_paper + 0.1},
+    }
+    (d / "metrics.json").write_text(json.dumps(m))
+
+
+def test_diversity_report_has_mean_std_over_seeds_beside_table_4(tmp_path):
+    for s, (ild_, cov) in enumerate(((0.4, 0.2), (0.5, 0.4))):
+        _run(tmp_path / f"fave-seed{s}", s, 0.2 + 0.1 * s, 1.0)
+        _with_diversity(tmp_path / f"fave-seed{s}", ild_, cov)
+    _run(tmp_path / "sasrec-seed0", 0, 0.2, 1.0, model="sasrec")
+    _with_diversity(tmp_path / "sasrec-seed0", 0.9, 0.5)
+    _run(tmp_path / "pop-seed0", 0, 0.1, 1.0, model="pop")  # no diversity block: shown as "-"
+    dirs = [str(tmp_path / n) for n in ("fave-seed0", "fave-seed1", "sasrec-seed0", "pop-seed0")]
+    assert main(["report", *dirs, "--diversity", "--out", str(tmp_path / "div"), "--command", "cmd"]) == 0
+    doc = json.loads((tmp_path / "div.json").read_text())
+    rows = {(r["run"], r["protocol"]): r for r in doc["rows"]}
+    fave = rows[("fave", "paper")]
+    assert fave["ILD@20"]["mean"] == pytest.approx(0.45) and fave["ILD@20"]["std"] == pytest.approx(0.0707107)
+    assert fave["NDCG@20"]["mean"] == pytest.approx(0.125) and fave["Coverage@20"]["mean"] == pytest.approx(0.3)
+    assert (fave["paper_ILD"], fave["paper_NDCG"]) == (0.435, 10.79)
+    assert rows[("fave", "masked")]["paper_ILD"] is None and rows[("fave", "masked")]["ILD@20"]["mean"] == 0.55
+    assert rows[("pop", "paper")]["ILD@20"] is None
+    assert [r["run"] for r in doc["rows"][::2]] == ["sasrec", "fave", "pop"]  # Table 4's order first
+    md = (tmp_path / "div.md").read_text()
+    assert "| sasrec | paper | 0.900 ± 0.000 | 10.00 ± 0.00 | 0.500 ± 0.000 | 1 | 0.887 | 8.63 | tied item" in md
+    assert "| fave | paper | 0.450 ± 0.071 | 12.50 ± 3.54 | 0.300 ± 0.141 | 2 | 0.435 | 10.79 |" in md
+    assert "| pop | paper | - |" in md and "cmd" in md
+
+
+def test_diversity_report_end_to_end_on_tiny_trained_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAVE_DATA_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    rows = [" ".join([f"u{u}", *(f"i{i}" for i in rng.choice(30, size=8, replace=False))]) for u in range(25)]
+    (tmp_path / "log.txt").write_text("\n".join(rows) + "\n")
+    small = ["--quiet", "--set", "epochs=1", "--set", "hidden=8", "--set", "layers=1", "--set", "heads=1"]
+    small += ["--set", "max_len=6", "--set", "params.max_len=6", "--set", "threads=1"]
+    runs = []
+    for s in (0, 1):
+        out = tmp_path / f"sasrec-seed{s}"
+        args = ["train", "--model", "sasrec", "--dataset", str(tmp_path / "log.txt"), "--out", str(out)]
+        assert main([*args, "--seed", str(s), *small]) == 0
+        runs.append(str(out))
+    assert main(["report", *runs, "--diversity", "--out", str(tmp_path / "d")]) == 0
+    row = json.loads((tmp_path / "d.json").read_text())["rows"][0]
+    assert row["run"] == "sasrec" and row["seeds"] == [0, 1] and 0.0 < row["ILD@20"]["mean"] <= 2.0
+    assert 0.0 < row["Coverage@20"]["mean"] <= 1.0

@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="fave",
         help="label tested against every other model with paired tests, where runs saved ranks (default: fave)",
     )
+    p.add_argument(
+        "--diversity",
+        action="store_true",
+        help="write Table 4 instead: ILD@20, N@20 and coverage@20 per model, beside the paper's values",
+    )
 
     p = sub.add_parser("serve", help="serve top-K recommendations of a run over HTTP (needs fave[serve])")
     p.add_argument("run_dir")
@@ -183,9 +188,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fave.reporting import write_report
+    from fave.reporting import write_diversity_report, write_report
 
-    write_report(args.runs, args.out, args.title, args.record_command, reference=args.reference)
+    if args.diversity:
+        write_diversity_report(args.runs, args.out, args.title, args.record_command)
+    else:
+        write_report(args.runs, args.out, args.title, args.record_command, reference=args.reference)
     print(Path(args.out).with_suffix(".md").read_text())
     return 0
 

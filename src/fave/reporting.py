@@ -269,3 +269,104 @@ def write_report(
     atomic_write_json(out_stem.with_suffix(".json"), doc)
     atomic_write_text(out_stem.with_suffix(".md"), markdown(table, title, command) + significance_markdown(sig))
     return table
+
+
+# -- Table 4: diversity ------------------------------------------------------------------
+# Paper Table 4 (ML-100k, ILD@20 / N@20 in %), FAVE-NOTES sec. 7; for side-by-side comparison only.
+PAPER_DIVERSITY: dict[str, dict[str, tuple[float, float]]] = {
+    "ml-100k": {"sasrec": (0.887, 8.63), "diffurec": (0.831, 8.05), "fmrec": (0.379, 9.82), "fave": (0.435, 10.79)},
+}
+# The vectors each model's ``item_representation()`` returns, on which ILD is computed. The rule: the
+# vectors the model scores items with (score = query . vector), i.e. the model's own item geometry;
+# the paper does not say which it used. ILD of different models is measured in different spaces.
+ITEM_VECTORS: dict[str, str] = {
+    "gru4rec": "tied item embeddings (input = output table)",
+    "sasrec": "tied item embeddings (input = output table)",
+    "bert4rec": "tied item embeddings (input = output table, [mask] row excluded)",
+    "caser": "output item vectors W' [2d] (not the input embeddings)",
+    "stosa": "means of the stochastic (Gaussian) item embeddings",
+    "autoseqrec": "the user decoder's output weights, one vector per item",
+    "diffurec": "item embedding table: diffusion targets x0 and the scoring table",
+    "dreamrec": "item embedding table: diffusion targets x0, encoder inputs and the scoring table",
+    "fmrec": "item embedding table: flow targets x1 and the scoring table",
+    "fave": "item embedding table: flow targets x1 and the scoring table",
+    "pop": "none (no item vectors: coverage only)",
+}
+DIVERSITY_ORDER = ("caser", "sasrec", "autoseqrec", "diffurec", "fmrec", "fave")
+
+
+def diversity_rows(table: dict[str, Any], k: int = 20) -> list[dict[str, Any]]:
+    """One row per label and protocol: ILD@k, NDCG@k and Coverage@k (mean, std over seeds), the
+    item vectors ILD is computed on, and the paper's Table-4 values where it has them."""
+    first = {m: i for i, m in enumerate(DIVERSITY_ORDER)}
+    rank = {m: len(first) + i for i, m in enumerate(TABLE_ORDER)} | first
+    rows = []
+    for label, e in sorted(table.items(), key=lambda kv: rank.get(kv[1]["model"], len(rank))):
+        paper = PAPER_DIVERSITY.get(e["dataset"], {}).get(label) if label == e["model"] else None
+        for p in ("paper", "masked"):
+            div = e.get("diversity", {}).get(p, {})
+            rows.append(
+                {
+                    "run": label,
+                    "model": e["model"],
+                    "protocol": p,
+                    "seeds": e["seeds"],
+                    f"ILD@{k}": div.get(f"ILD@{k}"),
+                    f"NDCG@{k}": e["test"][p].get(f"NDCG@{k}"),
+                    f"Coverage@{k}": div.get(f"Coverage@{k}"),
+                    "item_vectors": ITEM_VECTORS.get(e["model"], "the model's item_representation()"),
+                    "paper_ILD": paper[0] if paper and p == "paper" else None,
+                    "paper_NDCG": paper[1] if paper and p == "paper" else None,
+                }
+            )
+    return rows
+
+
+def _mean_std(stat: dict[str, float] | None, scale: float = 1.0, digits: int = 3) -> str:
+    return "-" if stat is None else f"{scale * stat['mean']:.{digits}f} ± {scale * stat['std']:.{digits}f}"
+
+
+def diversity_markdown(rows: list[dict[str, Any]], title: str, command: str = "", k: int = 20) -> str:
+    lines = [f"# {title}", ""]
+    if command:
+        lines += ["Produced by:", "", "```", command, "```", ""]
+    lines += [
+        f"Test set, full ranking; every user's top-{k} list. ILD@{k} = mean pairwise cosine distance within a list, "
+        f"averaged over users; Coverage@{k} = fraction of the catalog in at least one user's top-{k}; NDCG@{k} in %. "
+        "Mean ± std over seeds. `paper` = history not removed (the paper's Table 4 protocol); `masked` = the "
+        "user's history removed before the top-K is taken.",
+        "ILD is computed on each model's own item vectors (`item_representation()`: the vectors it scores items "
+        "with), so values of different models live in different spaces; the paper does not say which it used. "
+        "The paper's columns are its published Table 4 (ML-100k), not reruns.",
+        "",
+        f"| run | protocol | ILD@{k} | N@{k} (%) | Coverage@{k} | seeds | paper ILD@{k} | paper N@{k} | "
+        "ILD computed on |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        paper_ild = "" if r["paper_ILD"] is None else f"{r['paper_ILD']:.3f}"
+        paper_n = "" if r["paper_NDCG"] is None else f"{r['paper_NDCG']:.2f}"
+        lines.append(
+            f"| {r['run']} | {r['protocol']} | {_mean_std(r[f'ILD@{k}'])} | {_mean_std(r[f'NDCG@{k}'], 100, 2)} "
+            f"| {_mean_std(r[f'Coverage@{k}'])} | {len(r['seeds'])} | {paper_ild} | {paper_n} | {r['item_vectors']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_diversity_report(
+    run_dirs: list[str], out_stem: str | Path, title: str, command: str = "", k: int = 20
+) -> list[dict[str, Any]]:
+    """Table 4 over finished runs (their metrics.json ``diversity`` block) as JSON and Markdown."""
+    rows = diversity_rows(aggregate(run_dirs), k)
+    out_stem = Path(out_stem)
+    doc = {
+        "title": title,
+        "command": command,
+        "runs": [str(d) for d in run_dirs],
+        "k": k,
+        "paper_table4": PAPER_DIVERSITY,
+        "rows": rows,
+    }
+    atomic_write_json(out_stem.with_suffix(".json"), doc)
+    atomic_write_text(out_stem.with_suffix(".md"), diversity_markdown(rows, title, command, k))
+    return rows

@@ -221,3 +221,16 @@ def test_evaluator_without_item_vectors_reports_coverage_only() -> None:
     # paper top-3: u0 {1,2,3}, u1 {5,6,4}, u2 {1,4,3}, u3 {1,2,3} -> all 6 items
     assert res.diversity["paper"]["Coverage@3"] == 1.0
     assert evaluate(FixedScores(TABLE), eval_set(INPUTS, TARGETS), max_len=2).diversity == {}
+
+
+def test_ild_of_a_hand_computed_top_3_through_the_evaluator() -> None:
+    # items 1..5 in 3-d; user 0 scores 5 > 2 > 1 > 4 > 3, user 1 scores 3 > 4 > 1 > 2 > 5
+    vectors = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [1.0, 1.0, 0], [2.0, 0, 0]])
+    table = torch.tensor([[3.0, 4, 1, 2, 5], [3.0, 2, 5, 4, 1]])
+    res = evaluate(FixedScores(table, vectors), eval_set([[1], [2]], [2, 3]), max_len=3, diversity_k=3)
+    # user 0 top-3 = items {5, 2, 1}: cos(5,2) = 0, cos(5,1) = 1, cos(2,1) = 0 -> ILD = 1 - 1/3
+    # user 1 top-3 = items {3, 4, 1}: cos(3,4) = 0, cos(3,1) = 0, cos(4,1) = 1/sqrt(2) -> ILD = 1 - (1/sqrt 2)/3
+    expected = ((1 - 1 / 3) + (1 - 1 / math.sqrt(2) / 3)) / 2
+    assert res.diversity["paper"]["ILD@3"] == pytest.approx(expected, abs=1e-6)
+    assert res.diversity["paper"]["Coverage@3"] == pytest.approx(5 / 5)
+    assert ild(torch.tensor([[4, 1, 0]]), vectors).item() == pytest.approx(2 / 3, abs=1e-6)

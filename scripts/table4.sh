@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Table 4 (diversity) on ML-100k: Caser, SASRec, AutoSeqRec, DiffuRec, FMRec and FAVE at SEEDS (default 0 1 2),
+# then results/ml-100k-diversity.{md,json} (ILD@20, N@20, coverage@20, mean ± std, beside the paper's values).
+# Runs are named and trained as scripts/reproduce.sh does (runs/ml-100k/<model>-seed<N>, each model's packaged
+# config; FAVE Stage 2 from its Stage-1 run); finished runs are skipped, so existing Table-1 runs are reused.
+# One training at a time (about 3-10 CPU minutes each; FAVE two stages). The report alone:
+#   REPORT_ONLY=1 bash scripts/table4.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+F=${FAVE:-.venv/bin/fave}
+SEEDS=${SEEDS:-0 1 2}
+train() {  # train OUT ARGS... (skip when finished)
+  local out=$1; shift
+  if [ -f "$out/metrics.json" ]; then echo "done: $out"; return; fi
+  $F train --out "$out" --quiet "$@"
+}
+if [ -z "${REPORT_ONLY:-}" ]; then
+  for s in $SEEDS; do
+    for m in caser sasrec autoseqrec diffurec fmrec; do
+      train "runs/ml-100k/$m-seed$s" --model "$m" --dataset ml-100k --seed "$s"
+    done
+    train "runs/ml-100k/fave-stage1-seed$s" --model fave --dataset ml-100k --seed "$s" --set stage=1
+    train "runs/ml-100k/fave-seed$s" --model fave --dataset ml-100k --seed "$s" --set stage=2 \
+      --set init_from="runs/ml-100k/fave-stage1-seed$s"
+  done
+fi
+RUNS=()
+for m in caser sasrec autoseqrec diffurec fmrec fave; do
+  for s in $SEEDS; do [ -f "runs/ml-100k/$m-seed$s/metrics.json" ] && RUNS+=("runs/ml-100k/$m-seed$s"); done
+done
+if [ ${#RUNS[@]} -eq 0 ]; then echo "no finished runs under runs/ml-100k for these models and seeds" >&2; exit 1; fi
+$F report "${RUNS[@]}" --diversity --out results/ml-100k-diversity \
+  --title "ML-100k: diversity of the top-20 lists (Table 4)" \
+  --command "SEEDS='$SEEDS' bash scripts/table4.sh"
