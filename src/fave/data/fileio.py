@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -44,7 +45,7 @@ def numbered_lines(path: str | Path, encoding: str = "utf-8-sig") -> Iterator[tu
             f"{path} is not {encoding.split('-sig')[0].upper()} text ({e.reason}); "
             "save it as UTF-8 or pass the right --format"
         ) from None
-    except (EOFError, gzip.BadGzipFile) as e:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise FaveError(f"{path} is a truncated or corrupt gzip file ({e}); fetch it again") from None
     except OSError as e:
         raise FaveError(f"cannot read {path} ({e.strerror or e}); check its permissions") from None
