@@ -41,7 +41,8 @@ class TrainConfig:
     grad_clip: float = 1.0  # max grad norm (0 = off)
     patience: int = 10  # evaluations without improvement before stopping
     eval_every: int = 1  # epochs between validations
-    select_metric: str = "NDCG@20"  # validation metric for model selection
+    select_metric: str = "NDCG@20"  # validation metric for model selection, or `any` (authors' code: a
+    # checkpoint is better when any HR/NDCG@5/10/20 beats its own best; FAVE-NOTES sec. 9)
     select_protocol: str = "paper"  # paper | masked
     layout: str = "auto"  # auto (the model's choice) | prefix | parallel
     windows: str = "last"  # parallel layout: last (last max_len+1 items, as SASRec) | all (every target)
@@ -51,6 +52,12 @@ class TrainConfig:
     val_users: int = 0  # validate during training on a fixed random subset of this many users (0 = all)
     init_from: str = ""  # run directory whose weights initialise this run (e.g. FAVE Stage 1)
     device: str = "cpu"  # where training and evaluation run: cpu | cuda | cuda:N | auto (cuda when visible)
+    lr_schedule: str = "constant"  # constant | step (authors' code: StepLR) | cosine (warm-up, then cosine to 0)
+    lr_step_epochs: int = 100  # step: multiply the lr by lr_gamma every this many epochs (authors: 100)
+    lr_gamma: float = 0.1  # step: decay factor (authors: 0.1)
+    warmup_epochs: float = 0.0  # cosine: linear warm-up over this many epochs (fractions allowed)
+    batch_order: str = "bucketed"  # bucketed (length buckets, shuffled) | shuffled (authors' code: plain shuffle)
+    window_offset: str = "fixed"  # parallel layout, windows=all: fixed window ends | random (a new offset per epoch)
 
 
 @dataclass
@@ -67,6 +74,11 @@ class RunConfig:
 
 
 SECTIONS = ("data", "train", "params")
+TRAIN_CHOICES = {
+    "lr_schedule": ("constant", "step", "cosine"),
+    "batch_order": ("bucketed", "shuffled"),
+    "window_offset": ("fixed", "random"),
+}
 # smallest allowed value of numeric keys (0 where 0 means "off")
 MINIMUM: dict[str, dict[str, float]] = {
     "train": {
@@ -81,6 +93,9 @@ MINIMUM: dict[str, dict[str, float]] = {
         "val_users": 0,
         "threads": 0,
         "time_budget_s": 0,
+        "lr_step_epochs": 1,
+        "lr_gamma": 0,
+        "warmup_epochs": 0,
     },
     "data": {"max_len": 1, "kcore": 0, "min_user_interactions": 0},
 }
@@ -282,14 +297,17 @@ def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
         raise FaveError(f"train.select_protocol must be 'paper' or 'masked', got {train.select_protocol!r}")
     if train.windows not in ("last", "all"):
         raise FaveError(f"train.windows must be 'last' or 'all', got {train.windows!r}")
+    for key, allowed in TRAIN_CHOICES.items():
+        if getattr(train, key) not in allowed:
+            raise FaveError(f"train.{key}={getattr(train, key)!r}; allowed: {', '.join(allowed)}")
     if train.layout not in ("auto", "prefix", "parallel"):
         raise FaveError(f"train.layout must be auto, prefix or parallel, got {train.layout!r}")
     check_device(train.device, "train.device")
     from fave.evaluation.metrics import KS  # the metrics every validation computes
 
     metrics = [f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in KS]
-    if train.select_metric not in metrics:
-        raise FaveError(f"train.select_metric={train.select_metric!r}; allowed: {', '.join(metrics)}")
+    if train.select_metric not in [*metrics, "any"]:
+        raise FaveError(f"train.select_metric={train.select_metric!r}; allowed: any, {', '.join(metrics)}")
     data = build_dataclass(DataConfig, d.get("data") or {}, "data")
     for section, obj in (("train", train), ("data", data)):
         for key, low in MINIMUM[section].items():

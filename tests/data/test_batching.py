@@ -31,3 +31,34 @@ def test_last_window_keeps_only_recent_targets():
     train = [np.arange(1, 24)]
     pairs = _pairs(parallel_batches(train, max_len=5, batch_size=3, rng=np.random.default_rng(0), windows="last"))
     assert sorted(t for _, t in pairs) == [19, 20, 21, 22, 23]
+
+
+def test_random_offsets_supervise_every_target_once_with_contexts_that_change():
+    train = [np.arange(1, n + 1) + 100 * u for u, n in enumerate([2, 5, 12, 23, 1, 40])]
+    users, cuts = prefix_samples(train)
+    expected = sorted(int(train[u][k]) for u, k in zip(users, cuts, strict=True))
+    contexts = set()
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        pairs = _pairs(parallel_batches(train, 5, 3, rng, windows="all", random_offsets=True))
+        assert sorted(t for _, t in pairs) == expected  # each target exactly once, whatever the offset
+        for hist, target in pairs:
+            seq = next(s for s in train if target in s).tolist()
+            k = seq.index(target)
+            assert 1 <= len(hist) <= 5 and list(hist) == seq[k - len(hist) : k]
+        contexts.add(tuple(sorted((t, len(h)) for h, t in pairs)))
+    assert len(contexts) > 1  # the context lengths move between epochs
+
+
+def test_shuffled_order_mixes_lengths_and_keeps_every_sample():
+    train = [np.arange(1, n + 1) + 100 * u for u, n in enumerate(range(2, 40))]
+    users, cuts = prefix_samples(train)
+    from fave.data.batching import prefix_batches
+
+    def spread(order_by: str) -> float:  # mean within-batch range of history lengths
+        rng = np.random.default_rng(0)
+        batches = list(prefix_batches(train, 50, 16, rng, order_by=order_by))
+        assert sum(len(b.target) for b in batches) == len(cuts)
+        return float(np.mean([np.ptp((b.history > 0).sum(1).numpy()) for b in batches]))
+
+    assert spread("bucketed") < 2 < spread("shuffled")

@@ -256,3 +256,51 @@ def test_fused_adam_takes_the_same_steps_as_the_default_loop() -> None:
     for a, b, s in zip(fused, loop, start, strict=True):
         assert not torch.equal(a, s)  # the parameters moved
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_any_rule_selects_an_epoch_where_only_one_metric_improved() -> None:
+    best = {"HR@10": 0.40, "NDCG@20": 0.20}
+    better_hr = {"HR@5": 0.1, "HR@10": 0.45, "HR@20": 0.5, "NDCG@5": 0.1, "NDCG@10": 0.1, "NDCG@20": 0.15}
+    one = trainer_mod.selection_keys(TrainConfig(select_metric="NDCG@20"))
+    assert one == ["NDCG@20"]
+    assert not trainer_mod.update_best(better_hr, dict(best), one)  # NDCG@20 fell: not better
+    anyk = trainer_mod.selection_keys(TrainConfig(select_metric="any"))
+    assert set(anyk) == {f"{m}@{k}" for m in ("HR", "NDCG") for k in (5, 10, 20)}
+    kept = dict(best)
+    assert trainer_mod.update_best(better_hr, kept, anyk)  # HR@10 rose: better under `any`
+    assert kept["HR@10"] == 0.45 and kept["NDCG@20"] == 0.20  # each metric keeps its own best
+
+
+@pytest.mark.parametrize(
+    ("train", "reason"),
+    [({}, "epochs"), ({"patience": 1, "lr": 0.0}, "patience"), ({"time_budget_s": 1e-9}, "budget")],
+)
+def test_metrics_json_records_why_training_ended(split: Split, tmp_path, train: dict, reason: str) -> None:
+    metrics = run_mod.train_run(config(epochs=3, **train), tmp_path / "run", quiet=True, split=split)
+    assert [s["stop_reason"] for s in metrics["stages"]] == [reason]
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["stages"][0]["stop_reason"] == reason
+
+
+def test_budget_that_cuts_an_improving_run_warns(split: Split, tmp_path) -> None:
+    run_mod.train_run(config(epochs=3, time_budget_s=1e-9), tmp_path / "run", quiet=True, split=split)
+    assert "still improving" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_cosine_schedule_reaches_zero_at_the_last_epoch(split: Split) -> None:
+    torch.manual_seed(0)
+    model = SASRec(SASRec.Config(hidden=16, heads=2, layers=1, dropout=0.0, max_len=8), N_ITEMS)
+    cfg = config(epochs=2, lr_schedule="cosine", warmup_epochs=1)
+    seen: list[float] = []
+    orig = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    torch.optim.Adam.step = spy
+    try:
+        Trainer(model, split, cfg, progress=False, log=lambda _: None).fit()
+    finally:
+        torch.optim.Adam.step = orig
+    assert max(seen) == pytest.approx(1e-2) and seen[0] < 1e-2 and seen[-1] == pytest.approx(0.0, abs=1e-12)

@@ -55,8 +55,22 @@ def left_pad(seqs: Sequence[np.ndarray], max_len: int) -> np.ndarray:
     return out
 
 
-def _bucketed_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Sort by length with a random tie-break, cut into batches, shuffle the batch order."""
+BATCH_ORDERS = ("bucketed", "shuffled")
+
+
+def _bucketed_order(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, order_by: str = "bucketed"
+) -> list[np.ndarray]:
+    """Cut the samples into batches in a random order.
+
+    ``bucketed``: sorted by length with a random tie-break (little padding), batch order shuffled;
+    ``shuffled``: a plain random permutation, as the authors' code (FAVE-NOTES sec. 9).
+    """
+    if order_by not in BATCH_ORDERS:
+        raise ValueError(f"unknown batch order {order_by!r}; expected one of {BATCH_ORDERS}")
+    if order_by == "shuffled":
+        order = rng.permutation(len(lengths))
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     order = np.lexsort((rng.random(len(lengths)), lengths))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(batches)
@@ -77,12 +91,12 @@ def prefix_samples(train: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
 
 def prefix_batches(
-    train: Sequence[np.ndarray], max_len: int, batch_size: int, rng: np.random.Generator
+    train: Sequence[np.ndarray], max_len: int, batch_size: int, rng: np.random.Generator, order_by: str = "bucketed"
 ) -> Iterator[Batch]:
-    """The paper's layout: one sample per training prefix, bucketed by history length."""
+    """The paper's layout: one sample per training prefix, bucketed by history length (or shuffled)."""
     users, cuts = prefix_samples(train)
     lengths = np.minimum(cuts, max_len)
-    for idx in _bucketed_order(lengths, batch_size, rng):
+    for idx in _bucketed_order(lengths, batch_size, rng, order_by):
         hist = [train[u][max(0, k - max_len) : k] for u, k in zip(users[idx], cuts[idx], strict=True)]
         target = np.array([train[u][k] for u, k in zip(users[idx], cuts[idx], strict=True)])
         yield Batch(
@@ -92,46 +106,71 @@ def prefix_batches(
         )
 
 
-def parallel_windows(train: Sequence[np.ndarray], max_len: int, windows: str) -> tuple[np.ndarray, np.ndarray]:
-    """(user, end) of every training window ``seq[max(0, end - max_len - 1):end]``.
+def parallel_windows(
+    train: Sequence[np.ndarray], max_len: int, windows: str, offset_rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user, end, supervised) of every training window ``seq[max(0, end - max_len - 1):end]``;
+    ``supervised``: how many of the window's last targets carry a loss.
 
     ``last``: one window per user, its last ``max_len + 1`` items (original SASRec).
     ``all``: windows ending at n, n - max_len, n - 2 max_len, ...: every training target is
-    supervised exactly once per epoch (the paper's recipe trains on every prefix).
+    supervised exactly once per epoch (the paper's recipe trains on every prefix). With
+    ``offset_rng`` each user's window ends move by a random offset o in [0, max_len): the window
+    ending at n supervises only its last o targets, the others end at n - o, n - o - max_len, ...
+    Every target is still supervised exactly once, but with a context that changes between epochs.
     """
-    users, ends = [], []
+    users, ends, sup = [], [], []
     for u, s in enumerate(train):
         n = len(s)
         if n < 2:
             continue
-        stops = [n] if windows == "last" else list(range(n, 1, -max_len))
+        if windows == "last":
+            stops, counts = [n], [min(max_len, n - 1)]
+        else:
+            o = int(offset_rng.integers(0, max_len)) if offset_rng is not None else 0
+            rest = list(range(n - o, 1, -max_len)) if o < n - 1 else []
+            stops = ([n] if o > 0 else []) + rest
+            counts = ([min(o, n - 1)] if o > 0 else []) + [min(max_len, e - 1) for e in rest]
         users += [u] * len(stops)
         ends += stops
-    return np.asarray(users, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+        sup += counts
+    as_array = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    return as_array(users), as_array(ends), as_array(sup)
 
 
 def parallel_batches(
-    train: Sequence[np.ndarray], max_len: int, batch_size: int, rng: np.random.Generator, windows: str = "last"
+    train: Sequence[np.ndarray],
+    max_len: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    windows: str = "last",
+    order_by: str = "bucketed",
+    random_offsets: bool = False,
 ) -> Iterator[Batch]:
-    """Windows of up to ``max_len + 1`` items, every position supervised, bucketed by length.
+    """Windows of up to ``max_len + 1`` items, every supervised position a target, bucketed by length.
 
-    Within a window, position i sees the window's items up to i (at most ``max_len``).
+    Within a window, position i sees the window's items up to i (at most ``max_len``); targets
+    that are not supervised (see :func:`parallel_windows`) are set to padding (0).
     """
-    users, ends = parallel_windows(train, max_len, windows)
+    users, ends, sup = parallel_windows(train, max_len, windows, rng if random_offsets else None)
     starts = np.maximum(0, ends - max_len - 1)
     lengths = ends - starts - 1
-    for idx in _bucketed_order(lengths, batch_size, rng):
+    for idx in _bucketed_order(lengths, batch_size, rng, order_by):
         seqs = [train[u][a:e] for u, a, e in zip(users[idx], starts[idx], ends[idx], strict=True)]
+        targets = [s[1:].copy() for s in seqs]
+        for tgt, k in zip(targets, sup[idx], strict=True):
+            tgt[: len(tgt) - k] = 0
         yield Batch(
             history=torch.from_numpy(left_pad([s[:-1] for s in seqs], max_len)),
             user=torch.from_numpy(users[idx]),
-            targets=torch.from_numpy(left_pad([s[1:] for s in seqs], max_len)),
+            targets=torch.from_numpy(left_pad(targets, max_len)),
         )
 
 
 def count_batches(
     train: Sequence[np.ndarray], layout: str, batch_size: int, max_len: int = 50, windows: str = "last"
 ) -> int:
+    """Batches per epoch (with random window offsets: about, at most one more window per user)."""
     if layout == "prefix":
         n = int(sum(max(0, len(s) - 1) for s in train))
     else:
@@ -146,11 +185,13 @@ def train_batches(
     batch_size: int,
     rng: np.random.Generator,
     windows: str = "last",
+    order_by: str = "bucketed",
+    random_offsets: bool = False,
 ) -> Iterator[Batch]:
     if layout == "prefix":
-        return prefix_batches(train, max_len, batch_size, rng)
+        return prefix_batches(train, max_len, batch_size, rng, order_by)
     if layout == "parallel":
-        return parallel_batches(train, max_len, batch_size, rng, windows)
+        return parallel_batches(train, max_len, batch_size, rng, windows, order_by, random_offsets)
     raise ValueError(f"unknown layout {layout!r}; expected 'prefix' or 'parallel'")
 
 

@@ -11,11 +11,12 @@ from torch import Tensor, nn
 from fave.errors import FaveError
 
 
-def attention_mask(history: Tensor, causal: bool) -> Tensor:
-    """Boolean mask [B, 1, L, L], True = may attend. Padding keys are hidden; every
-    position may see itself, so rows of padding never attend to nothing (no NaN)."""
+def attention_mask(history: Tensor, causal: bool, hide_padding: bool = True) -> Tensor:
+    """Boolean mask [B, 1, L, L], True = may attend. Padding keys are hidden (unless
+    ``hide_padding`` is False, as in the authors' code); every position may see itself, so
+    rows of padding never attend to nothing (no NaN)."""
     B, L = history.shape
-    keys = (history > 0)[:, None, None, :]  # [B, 1, 1, L]
+    keys = (history > 0)[:, None, None, :] | (not hide_padding)  # [B, 1, 1, L]
     eye = torch.eye(L, dtype=torch.bool, device=history.device)
     if causal:
         tril = torch.ones(L, L, dtype=torch.bool, device=history.device).tril()
@@ -119,8 +120,10 @@ class TransformerEncoder(nn.Module):
         drop_path: float = 0.0,
         use_rotary: bool = False,
         math_attention: bool = False,
+        hide_padding: bool = True,
     ) -> None:
         super().__init__()
+        self.hide_padding = hide_padding
         rates = [drop_path * i / max(1, layers - 1) for i in range(layers)]
         self.blocks = nn.ModuleList(
             TransformerBlock(hidden, heads, dropout, norm, r, use_rotary, math_attention=math_attention) for r in rates
@@ -129,7 +132,7 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, x: Tensor, history: Tensor, causal: bool) -> tuple[Tensor, list[Tensor]]:
         """-> (final normalised output [B, L, D], outputs of each block)."""
-        mask = attention_mask(history, causal)
+        mask = attention_mask(history, causal, self.hide_padding)
         outs = []
         for block in self.blocks:
             x = block(x, mask)

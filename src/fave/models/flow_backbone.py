@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fave.models.blocks import TransformerEncoder, init_weights, sinusoidal
+from fave.errors import FaveError
+from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights, sinusoidal
 
 
 @dataclass
@@ -35,11 +36,34 @@ class BackboneConfig:
     time_scale: float = 999.0  # authors' code scales times by 999 before the sinusoid
     decoder_block: int = 2  # D reads the output of this block (1-based; authors: 2 of 4)
     decoder_hidden: tuple[int, int] = (512, 2048)  # authors' code: 128 -> 512 -> 2048 -> N
+    max_len: int = 50  # longest history (learned positions need it)
+    # Switches for where this library's training differs from the public code (FAVE-NOTES sec. 9):
+    item_init_std: float = 0.02  # item embeddings ~ N(0, std^2); public code: nn.Embedding's N(0, 1) (std 1)
+    recon_norm: str = "selected"  # balanced MSE / selected entries | "all": / all B x N entries (public code)
+    emb_dropout: float = -1.0  # dropout on the history embeddings (-1: `dropout`; public FMRec: 0.3)
+    emb_dropout_order: str = "after_norm"  # after_norm | before_norm (public code: dropout, then LayerNorm)
+    positions: str = "rotary"  # rotary (public FAVE) | learned | none (public FMRec, DiffuRec)
+    padding_keys: str = "hidden"  # hidden | visible (public code: padding keys are attended to)
+
+
+BACKBONE_CHOICES = {
+    "recon_norm": ("selected", "all"),
+    "emb_dropout_order": ("after_norm", "before_norm"),
+    "positions": ("rotary", "learned", "none"),
+    "padding_keys": ("hidden", "visible"),
+}
+
+
+def check_backbone(c: BackboneConfig) -> None:
+    """A clear error for a switch value that does not exist."""
+    for name, allowed in BACKBONE_CHOICES.items():
+        if getattr(c, name) not in allowed:
+            raise FaveError(f"params.{name}={getattr(c, name)!r}; allowed: {', '.join(allowed)}")
 
 
 def history_encoder(c: BackboneConfig, norm: str = "rms") -> TransformerEncoder:
     """The backbone's blocks: ``norm`` (pre-RMSNorm here; DiffuRec: LayerNorm), rotary
-    positions, DropPath, math attention."""
+    positions (``c.positions``), DropPath, math attention."""
     return TransformerEncoder(
         c.hidden,
         c.heads,
@@ -47,8 +71,9 @@ def history_encoder(c: BackboneConfig, norm: str = "rms") -> TransformerEncoder:
         c.dropout,
         norm=norm,
         drop_path=c.drop_path,
-        use_rotary=True,
+        use_rotary=c.positions == "rotary",
         math_attention=True,
+        hide_padding=c.padding_keys == "hidden",
     )
 
 
@@ -70,10 +95,12 @@ class FlowBackbone(nn.Module):
     def __init__(self, config: BackboneConfig, num_items: int, causal: bool) -> None:
         super().__init__()
         c = self.config = config
+        check_backbone(c)
         self.num_items, self.causal = num_items, causal
         self.item_emb = nn.Embedding(num_items + 1, c.hidden, padding_idx=0)
+        self.pos_emb = PositionEmbedding(c.max_len, c.hidden) if c.positions == "learned" else None
         self.emb_norm = nn.LayerNorm(c.hidden)
-        self.emb_drop = nn.Dropout(c.dropout)
+        self.emb_drop = nn.Dropout(c.dropout if c.emb_dropout < 0 else c.emb_dropout)
         self.time_emb = TimeEmbedding(c.hidden, c.time_scale)
         self.encoder = history_encoder(c)
         self.out_norm = nn.LayerNorm(c.hidden)
@@ -82,6 +109,19 @@ class FlowBackbone(nn.Module):
             nn.Linear(c.hidden, d1), nn.Tanh(), nn.Linear(d1, d2), nn.Tanh(), nn.Linear(d2, num_items)
         )
         init_weights(self)
+        if c.item_init_std != 0.02:
+            nn.init.normal_(self.item_emb.weight, 0.0, c.item_init_std)
+            with torch.no_grad():
+                self.item_emb.weight[0].zero_()
+
+    def embed_history(self, history: Tensor) -> Tensor:
+        """e_s: the history's item embeddings (+ learned positions), LayerNorm and dropout. [B, L] -> [B, L, D]."""
+        e = self.item_emb(history)
+        if self.pos_emb is not None:
+            e = e + self.pos_emb(history.shape[1])
+        if self.config.emb_dropout_order == "before_norm":
+            return self.emb_norm(self.emb_drop(e))
+        return self.emb_drop(self.emb_norm(e))
 
     @property
     def items(self) -> Tensor:
@@ -95,7 +135,7 @@ class FlowBackbone(nn.Module):
 
     def forward(self, history: Tensor, x_t: Tensor, t: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
         """-> (f: x_1 prediction, h_mid: decoder input), at every position [B, L, D]."""
-        e_s = self.emb_drop(self.emb_norm(self.item_emb(history)))  # [B, L, D]
+        e_s = self.embed_history(history)  # [B, L, D]
         cond = x_t + self.condition(t, r)  # [B, D] or [B, L, D]
         if cond.dim() == 2:
             cond = cond[:, None, :]
@@ -126,4 +166,5 @@ class FlowBackbone(nn.Module):
         rate = n_pos / (self.num_items - n_pos).clamp_min(1)  # as many zeros as positives, in expectation
         negatives = (torch.rand_like(target) < rate) & (target == 0)
         weight = (target > 0) | negatives
-        return (F.mse_loss(recon, target, reduction="none") * weight).sum() / weight.sum().clamp_min(1)
+        denom = weight.numel() if self.config.recon_norm == "all" else weight.sum().clamp_min(1)
+        return (F.mse_loss(recon, target, reduction="none") * weight).sum() / denom

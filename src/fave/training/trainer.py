@@ -25,8 +25,10 @@ from fave.data.batching import count_batches, train_batches
 from fave.data.dataset import EvalSet, Split
 from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
+from fave.evaluation.metrics import KS
 from fave.models.base import SeqRecModel
 from fave.training.checkpoint import BEST, STATE, load_state, save_state, save_weights
+from fave.training.schedule import lr_factor
 
 
 @dataclass
@@ -36,6 +38,7 @@ class StageResult:
     seconds: float
     best_epoch: int
     best_metric: float
+    stop_reason: str = ""  # patience (early stopping) | epochs (all planned epochs ran) | budget (time_budget_s)
 
 
 @dataclass
@@ -63,6 +66,22 @@ def adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> to
     history decoder has 25M weights (``results/adam-step/``, made by ``scripts/adam_step.py``); a
     whole training step much less, since the forward and backward passes dominate it."""
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+
+
+def selection_keys(t: TrainConfig) -> list[str]:
+    """The validation metrics that can make a checkpoint the best: ``select_metric``, or for ``any``
+    every HR/NDCG@K (the authors' rule: better when any of them beats its own best)."""
+    if t.select_metric == "any":
+        return [f"{m}@{k}" for m in ("HR", "NDCG") for k in KS]
+    return [t.select_metric]
+
+
+def update_best(metrics: dict[str, float], best: dict[str, float], keys: list[str]) -> bool:
+    """Raise ``best`` to ``metrics`` where they beat it (each metric its own best); True if any did."""
+    better = [k for k in keys if metrics[k] > best.get(k, -math.inf)]
+    for k in better:
+        best[k] = metrics[k]
+    return bool(better)
 
 
 def validation_users(split: Split, t: TrainConfig) -> EvalSet:
@@ -121,6 +140,8 @@ class Trainer:
             opt = adam(params, lr=t.lr * plan.lr_scale, weight_decay=wd)
             epochs = plan.epochs if plan.epochs is not None else t.epochs
             start, best, best_epoch, bad, seconds, best_blob = 0, -math.inf, -1, 0, 0.0, None
+            best_values: dict[str, float] = {}  # each selection metric's best so far
+            keys, shown = selection_keys(t), "NDCG@20" if t.select_metric == "any" else t.select_metric
             if state and si == state["stage"] and "optimizer" not in state:
                 self.model.load_state_dict(state["model"])  # previous stage finished
                 state = None
@@ -135,22 +156,23 @@ class Trainer:
                     state["seconds"],
                 )
                 best_blob = state["best_blob"]
+                best_values = dict(state.get("best_values") or {shown: best})
                 state = None
-            stopped = False
+            stopped, reason = False, "epochs"
             epoch = start - 1
             if bad >= t.patience:  # interrupted after early stopping, before the stage was closed
                 start = epochs
             for epoch in range(start, epochs):
                 t0 = time.perf_counter()
                 left = t.time_budget_s - seconds if t.time_budget_s else float("inf")
-                loss_sum, parts_sum, n = self._train_epoch(opt, si, epoch, plan.name, left)
+                loss_sum, parts_sum, n = self._train_epoch(opt, si, epoch, plan.name, left, epochs)
                 seconds += time.perf_counter() - t0
                 last = epoch + 1 == epochs or (t.time_budget_s and seconds >= t.time_budget_s)
                 if (epoch + 1) % t.eval_every and not last:
                     continue
                 metrics = self.validate()
-                value = metrics[t.select_protocol][t.select_metric]
-                if value > best:
+                value = metrics[t.select_protocol][shown]
+                if update_best(metrics[t.select_protocol], best_values, keys):
                     best, best_epoch, bad, best_blob = value, epoch, 0, _state_bytes(self.model)
                     if self.run_dir:
                         save_weights(self.model, self.run_dir / BEST)
@@ -159,10 +181,17 @@ class Trainer:
                 parts = " ".join(f"{k}={v / max(1, n):.4f}" for k, v in parts_sum.items())
                 self.log(
                     f"stage={plan.name} epoch={epoch + 1} loss={loss_sum / max(1, n):.4f} {parts} "
-                    f"valid_{t.select_protocol}_{t.select_metric}={value:.4f} best={best:.4f}@{best_epoch + 1} "
+                    f"valid_{t.select_protocol}_{shown}={value:.4f} best={best:.4f}@{best_epoch + 1} "
                     f"time={seconds:.1f}s"
                 )
                 stopped = bad >= t.patience or bool(last)
+                if stopped:
+                    reason = "patience" if bad >= t.patience else "epochs" if epoch + 1 == epochs else "budget"
+                    if reason == "budget" and bad == 0:
+                        self.log(
+                            f"warning: stage {plan.name} ended by train.time_budget_s={t.time_budget_s:g} at epoch "
+                            f"{epoch + 1} while validation was still improving; raise the budget or set it to 0"
+                        )
                 if state_path:
                     save_state(
                         state_path,
@@ -170,6 +199,7 @@ class Trainer:
                             "stage": si,
                             "epoch": epoch + 1,
                             "best": best,
+                            "best_values": best_values,
                             "best_epoch": best_epoch,
                             "bad": bad,
                             "seconds": seconds,
@@ -183,7 +213,11 @@ class Trainer:
                     break
             if best_blob is not None:
                 _restore(self.model, best_blob)
-            result.stages.append(StageResult(plan.name, epoch + 1 if epochs else 0, seconds, best_epoch + 1, best))
+            if start >= epochs and bad >= t.patience:
+                reason = "patience"
+            result.stages.append(
+                StageResult(plan.name, epoch + 1 if epochs else 0, seconds, best_epoch + 1, best, reason)
+            )
             if state_path:
                 save_state(
                     state_path,
@@ -199,7 +233,13 @@ class Trainer:
         return result
 
     def _train_epoch(
-        self, opt: torch.optim.Optimizer, stage: int, epoch: int, name: str, budget_s: float = float("inf")
+        self,
+        opt: torch.optim.Optimizer,
+        stage: int,
+        epoch: int,
+        name: str,
+        budget_s: float = float("inf"),
+        epochs: int = 1,
     ) -> tuple[float, dict[str, float], int]:
         """One pass over the training batches; stops early once ``budget_s`` seconds are spent."""
         start = time.perf_counter()
@@ -208,11 +248,26 @@ class Trainer:
         torch.manual_seed(seed)  # a resumed epoch draws exactly what it would have drawn
         rng = np.random.default_rng(seed)
         self.model.train()
-        batches = train_batches(self.split.train, self.layout, cfg.data.max_len, t.batch_size, rng, t.windows)
+        batches = train_batches(
+            self.split.train,
+            self.layout,
+            cfg.data.max_len,
+            t.batch_size,
+            rng,
+            t.windows,
+            order_by=t.batch_order,
+            random_offsets=t.window_offset == "random",
+        )
         total = count_batches(self.split.train, self.layout, t.batch_size, cfg.data.max_len, t.windows)
+        base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
+        for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+            g["initial_lr"] = lr  # the stage's lr, which the schedule scales
         loss_sum, parts_sum, n = 0.0, {}, 0
         bar = tqdm(batches, total=total, desc=f"{name} {epoch + 1}", leave=False, disable=not self.progress)
-        for batch in bar:
+        for i, batch in enumerate(bar):
+            factor = lr_factor(t, epoch, i, total, epochs)
+            for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+                g["lr"] = lr * factor
             out = self.model.loss(batch.to(self.model.device))
             opt.zero_grad(set_to_none=True)
             out.loss.backward()

@@ -1,0 +1,91 @@
+"""The flow backbone's switches (FAVE-NOTES sec. 9): each changes what it claims, and only that."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fave.errors import FaveError
+from fave.models.flow_backbone import BackboneConfig, FlowBackbone
+
+N = 30
+
+
+def net(**kw) -> FlowBackbone:
+    torch.manual_seed(0)
+    return FlowBackbone(BackboneConfig(hidden=16, heads=2, layers=2, decoder_hidden=(8, 8), max_len=8, **kw), N, False)
+
+
+def history() -> torch.Tensor:
+    return torch.tensor([[0, 0, 3, 7, 1, 9], [4, 5, 6, 2, 8, 3]])
+
+
+def last_output(m: FlowBackbone, h: torch.Tensor) -> torch.Tensor:
+    m.eval()
+    B = h.shape[0]
+    t = torch.full((B,), 0.5)
+    return m(h, torch.zeros(B, 16), t, torch.ones(B))[0][:, -1]
+
+
+def test_item_init_std_sets_the_embedding_scale() -> None:
+    assert net().items.std().item() == pytest.approx(0.02, rel=0.1)
+    big = net(item_init_std=1.0)
+    assert big.items.std().item() == pytest.approx(1.0, rel=0.1)
+    assert big.item_emb.weight[0].abs().sum() == 0  # the padding row stays zero
+
+
+def test_recon_norm_all_divides_by_every_entry() -> None:
+    h = history()
+    losses = {}
+    for norm in ("selected", "all"):
+        m = net(recon_norm=norm).eval()
+        h_mid = torch.randn(2, h.shape[1], 16, generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(5)
+        losses[norm] = m.reconstruction_loss(h_mid, h).item()
+    # replay the negative draw: positives + as many sampled zeros, in expectation
+    target = torch.zeros(2, N + 1).scatter_(1, h, 1.0)[:, 1:]
+    n_pos = target.sum(1, keepdim=True)
+    torch.manual_seed(5)
+    negatives = (torch.rand_like(target) < n_pos / (N - n_pos)) & (target == 0)
+    selected = ((target > 0) | negatives).sum().item()
+    assert losses["all"] / losses["selected"] == pytest.approx(selected / (2 * N), rel=1e-5)
+
+
+def test_positions_none_makes_the_last_output_ignore_the_order_before_it() -> None:
+    h = history()[1:]
+    swapped = h[:, [2, 0, 1, 4, 3, 5]]  # earlier items permuted, the last one kept
+
+    def change(positions: str) -> float:
+        m = net(positions=positions)
+        with torch.no_grad():  # weights large enough for positions to show
+            for p in m.parameters():
+                p.normal_(0.0, 0.5)
+        return (last_output(m, h) - last_output(m, swapped)).abs().max().item()
+
+    assert change("none") < 1e-5
+    assert change("rotary") > 1e-2 and change("learned") > 1e-2
+
+
+def test_learned_positions_add_parameters_only_when_chosen() -> None:
+    assert "pos_emb.emb.weight" not in net().state_dict()
+    assert "pos_emb.emb.weight" in net(positions="learned").state_dict()
+
+
+def test_visible_padding_keys_change_only_padded_rows() -> None:
+    hidden, visible = net(), net(padding_keys="visible")
+    a, b = last_output(hidden, history()), last_output(visible, history())
+    assert not torch.allclose(a[0], b[0], atol=1e-5)  # row 0 is padded
+    assert torch.allclose(a[1], b[1], atol=1e-6)  # row 1 has no padding
+
+
+def test_embedding_dropout_before_or_after_the_norm() -> None:
+    h = torch.randint(1, N, (64, 8))
+    after = net(emb_dropout=0.5).train().embed_history(h)
+    before = net(emb_dropout=0.5, emb_dropout_order="before_norm").train().embed_history(h)
+    assert (after == 0).float().mean().item() == pytest.approx(0.5, abs=0.05)  # dropped after the norm
+    assert (before == 0).float().mean().item() < 0.01  # the norm runs after the dropout
+
+
+def test_unknown_switch_value_is_a_clear_error() -> None:
+    with pytest.raises(FaveError, match="params.positions"):
+        net(positions="sinusoid")
