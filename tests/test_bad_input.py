@@ -470,3 +470,17 @@ def test_bad_input_random_requests_never_give_a_5xx(client) -> None:
         assert r.status_code in (200, 422), (body, r.status_code, r.text)
         if r.status_code == 200:
             assert all(o["score"] is not None for o in r.json()["items"])
+
+
+def test_bad_input_fuzz_server_script_is_bounded_and_finds_no_5xx(capsys) -> None:
+    pytest.importorskip("fastapi")
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "fuzz_server.py"
+    spec = importlib.util.spec_from_file_location("fuzz_server", path)
+    assert spec is not None and spec.loader is not None
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    assert fuzz.main(["--count", "40", "--seconds", "30", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("40 requests") and "5xx=0 failed=0" in out
