@@ -162,7 +162,9 @@ class Trainer:
             epoch = start - 1
             if bad >= t.patience:  # interrupted after early stopping, before the stage was closed
                 start = epochs
+            bar = tqdm(total=epochs, initial=start, desc=plan.name, unit="epoch", disable=not self.progress)
             for epoch in range(start, epochs):
+                bar.update(1)
                 t0 = time.perf_counter()
                 left = t.time_budget_s - seconds if t.time_budget_s else float("inf")
                 loss_sum, parts_sum, n = self._train_epoch(opt, si, epoch, plan.name, left, epochs)
@@ -172,6 +174,7 @@ class Trainer:
                     continue
                 metrics = self.validate()
                 value = metrics[t.select_protocol][shown]
+                bar.set_postfix_str(f"valid {shown}={value:.4f} best={max(best, value):.4f}")
                 if update_best(metrics[t.select_protocol], best_values, keys):
                     best, best_epoch, bad, best_blob = value, epoch, 0, _state_bytes(self.model)
                     if self.run_dir:
@@ -211,6 +214,7 @@ class Trainer:
                     )
                 if stopped:
                     break
+            bar.close()
             if best_blob is not None:
                 _restore(self.model, best_blob)
             if start >= epochs and bad >= t.patience:
