@@ -1,6 +1,6 @@
 """The command line: the only place where strings become objects.
 
-fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--seed 0]
+fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--seed 0] [--overwrite]
 fave evaluate runs/fave [--save-ranks]
 fave recommend runs/fave --user 1 --k 10
 fave data fetch|prepare|stats ml-100k [--json]
