@@ -9,6 +9,7 @@ no history decoder; it predicts x_0 and is trained with cross-entropy of ``x0_ha
 only. Inference: ancestral sampling from ``x_T ~ N(0, I)``; ``sample_steps`` < T uses a
 respaced chain (evenly spaced steps, betas recomputed from abar), so the network is called
 exactly ``sample_steps`` times. The last step's posterior mean is the last x_0 prediction.
+The schedule and the posterior step are :mod:`fave.flow.ddpm`'s.
 
 Time fed to the backbone: DDPM step n is shown as ``t = 1 - n / T`` in [0, 1), which keeps
 the project's convention (t = 0 is the prior, pure noise; t -> 1 is the target) and reuses
@@ -20,18 +21,19 @@ DDPM, the module's only frame of reference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from fave.data.batching import Batch
-from fave.errors import FaveError
-from fave.models.base import LossOutput, SeqRecModel
+from fave.flow.ddpm import DDPMSchedule
+from fave.models.base import LossOutput
 from fave.models.blocks import init_weights
-from fave.models.flow_backbone import BackboneConfig, FlowBackbone, history_encoder
-from fave.models.fmrec import RECIPES, check_choice, target_ids
+from fave.models.flow_backbone import BackboneConfig
+from fave.models.flow_base import RECIPES, FlowSeqModel, Targets
+
+__all__ = ["DDPMSchedule", "DiffuRec", "DiffuRecConfig"]
 
 
 @dataclass
@@ -46,55 +48,16 @@ class DiffuRecConfig(BackboneConfig):
     sample_steps: int = 32  # FAVE-NOTES sec. 6: 32-step ancestral sampling
 
 
-class DDPMSchedule:
-    """Betas and cumulative products of a linear schedule; posterior steps on any sub-chain.
-
-    Index n = 0..T with ``abar[0] = 1`` (clean data) and ``abar[T]`` ~ 0 (pure noise).
-    """
-
-    def __init__(self, steps: int, beta_start: float, beta_end: float) -> None:
-        self.T = steps
-        betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
-        self.abar = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, 0)])
-
-    def q_sample(self, x0: Tensor, n: Tensor, eps: Tensor) -> Tensor:
-        """``x_n = sqrt(abar_n) x0 + sqrt(1 - abar_n) eps``; n [*] ints, x0 [*, D]."""
-        a = self.abar.to(x0.device)[n].to(x0.dtype).unsqueeze(-1)
-        return a.sqrt() * x0 + (1 - a).sqrt() * eps
-
-    def chain(self, sample_steps: int) -> list[int]:
-        """Evenly spaced steps from T down to 1 (all of them when sample_steps = T)."""
-        if not 1 <= sample_steps <= self.T:
-            raise FaveError(f"params.sample_steps={sample_steps}; must be in 1..{self.T}")
-        return [int(n) for n in torch.linspace(self.T, 1, sample_steps).round().long()]
-
-    def posterior(self, n: int, prev: int) -> tuple[float, float, float]:
-        """q(x_prev | x_n, x0) = N(c0 x0 + cn x_n, var) on the (respaced) chain n -> prev."""
-        a_n, a_p = float(self.abar[n]), float(self.abar[prev])
-        beta = 1 - a_n / a_p
-        c0 = a_p**0.5 * beta / (1 - a_n)
-        cn = (1 - beta) ** 0.5 * (1 - a_p) / (1 - a_n)
-        return c0, cn, beta * (1 - a_p) / (1 - a_n)
-
-
-class DiffuRec(SeqRecModel):
+class DiffuRec(FlowSeqModel):
     Config = DiffuRecConfig
+    CHOICES = {"recipe": RECIPES, "norm": ("layer", "rms")}
 
     def __init__(self, config: DiffuRecConfig, num_items: int) -> None:
-        super().__init__(config, num_items)
-        c = config
-        check_choice("recipe", c.recipe, RECIPES)
-        check_choice("norm", c.norm, ("layer", "rms"))
-        backbone = {f.name: getattr(c, f.name) for f in fields(BackboneConfig)}
-        backbone["decoder_block"] = min(c.decoder_block, c.layers)  # no decoder: any block will do
-        self.net = FlowBackbone(BackboneConfig(**backbone), num_items, causal=c.recipe == "parallel")
-        self.net.decoder = None  # DiffuRec has no history decoder (and no parameters for it)
-        if c.norm == "layer":
-            self.net.encoder = history_encoder(self.net.config, norm="layer")
-            init_weights(self.net.encoder)
-        self.schedule = DDPMSchedule(c.diffusion_steps, c.beta_start, c.beta_end)
-        self.schedule.chain(c.sample_steps)  # validates sample_steps
-        self.default_layout = c.recipe
+        super().__init__(config, num_items, norm=config.norm, decoder=False)  # no history decoder
+        if config.norm == "layer":
+            redraw(self.net.encoder)
+        self.schedule = DDPMSchedule(config.diffusion_steps, config.beta_start, config.beta_end)
+        self.schedule.chain(config.sample_steps)  # validates sample_steps
 
     def time(self, n: Tensor) -> Tensor:
         """DDPM step n (1..T) -> backbone time ``t = 1 - n / T``."""
@@ -106,13 +69,11 @@ class DiffuRec(SeqRecModel):
         return self.net(history, x_n, t, torch.ones_like(t))[0]
 
     def loss(self, batch: Batch) -> LossOutput:
-        target, valid, per_pos = target_ids(batch)
-        x0 = self.net.item_emb(target)  # [B, L, D] or [B, D]
-        n = torch.randint(1, self.config.diffusion_steps + 1, tuple(target.shape), device=x0.device)
+        target = Targets.of(batch)
+        x0 = self.net.item_emb(target.ids)  # [B, L, D] or [B, D]
+        n = torch.randint(1, self.config.diffusion_steps + 1, tuple(target.ids.shape), device=x0.device)
         x_n = self.schedule.q_sample(x0, n, torch.randn_like(x0))
-        x0_hat = self.predict_x0(batch.history, x_n, n)
-        x0_hat = x0_hat if per_pos else x0_hat[:, -1]
-        loss = F.cross_entropy(x0_hat[valid] @ self.net.items.T, target[valid] - 1)
+        loss = self.item_ce(target.pick(self.predict_x0(batch.history, x_n, n)), target)
         return LossOutput(loss, {"ce": float(loss.detach())})
 
     # -- inference -------------------------------------------------------------------
@@ -130,8 +91,13 @@ class DiffuRec(SeqRecModel):
                 x = x + var**0.5 * torch.randn_like(x)
         return x
 
-    def score_all(self, batch: Batch) -> Tensor:
-        return self.generate(batch.history) @ self.net.items.T
 
-    def item_representation(self) -> Tensor:
-        return self.net.items.detach()
+def redraw(module: nn.Module) -> None:
+    """Draw ``module``'s weights again, as building and initialising it would (the Linear layers'
+    default draws, then :func:`init_weights`). DiffuRec used to build the encoder twice (RMSNorm
+    blocks, then the LayerNorm ones); drawing twice keeps its initial weights for a given seed,
+    and so its results, bit for bit those of earlier versions."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            m.reset_parameters()
+    init_weights(module)

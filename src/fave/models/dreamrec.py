@@ -7,7 +7,7 @@ training ``h`` is replaced by a learned null vector with probability ``cond_drop
 inference ``x0_hat = (1 + w) f(x_k, h, k) - w f(x_k, null, k)``. Items are scored by
 ``x0_hat . E^T`` with the same item embeddings ``E`` that feed the encoder.
 
-Step convention (DDPM, not the flow time of ``fave.flow``): step ``k = 0`` is the least
+Step convention (DDPM, not the flow time of ``fave.flow.paths``): step ``k = 0`` is the least
 noisy, ``k = T - 1`` the noisiest; ``x_k = sqrt(abar_k) x_0 + sqrt(1 - abar_k) eps``.
 
 Deviations from the original, on purpose:
@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from fave.data.batching import Batch
 from fave.errors import FaveError
+from fave.flow.ddpm import DDPMSchedule, posterior, q_sample
 from fave.models.base import LossOutput, SeqRecModel, at_targets
 from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights, sinusoidal
 
@@ -56,10 +57,12 @@ class DreamRecConfig:
 
 
 def linear_alpha_bars(steps: int, beta_start: float, beta_end: float) -> Tensor:
-    """abar_k = prod_{j<=k} (1 - beta_j) for linear betas set for 1000 steps. -> [T]."""
+    """abar_k = prod_{j<=k} (1 - beta_j) for linear betas set for 1000 steps. -> [T] (float32).
+
+    Step k here is step k + 1 of :class:`DDPMSchedule`, whose index 0 is the clean sample.
+    """
     scale = 1000.0 / steps
-    betas = torch.linspace(beta_start * scale, min(beta_end * scale, 0.999), steps, dtype=torch.float64)
-    return torch.cumprod(1.0 - betas, 0).float()
+    return DDPMSchedule(steps, beta_start * scale, min(beta_end * scale, 0.999)).abar[1:].float()
 
 
 class Denoiser(nn.Module):
@@ -114,8 +117,7 @@ class DreamRec(SeqRecModel):
         h, target = at_targets(batch, self.encode(batch.history))
         x_0 = self.item_emb(target)  # [P, D]
         k = torch.randint(0, self.config.steps, target.shape, device=h.device)
-        abar = self.alpha_bars[k].unsqueeze(-1)
-        x_k = abar.sqrt() * x_0 + (1 - abar).sqrt() * torch.randn_like(x_0)
+        x_k = q_sample(self.alpha_bars[k], x_0, torch.randn_like(x_0))
         dropped = torch.rand(target.shape, device=h.device) < self.config.cond_drop
         h = torch.where(dropped.unsqueeze(-1), self.null.expand_as(h), h)
         x0_hat = self.denoiser(x_k, h, k)
@@ -149,13 +151,9 @@ class DreamRec(SeqRecModel):
             x0_hat = (1 + w) * f[:B] - w * f[B:]
             if s is None:  # step 0 visited: x0_hat is the sample
                 break
-            # DDPM posterior q(x_s | x_k, x0) for a strided step s < k (alpha = abar_k / abar_s);
-            # s = k - 1 everywhere is the plain ancestral sampler
-            abar_k, abar_s = self.alpha_bars[k], self.alpha_bars[s]
-            alpha = abar_k / abar_s
-            coef_0 = abar_s.sqrt() * (1 - alpha) / (1 - abar_k)
-            coef_k = alpha.sqrt() * (1 - abar_s) / (1 - abar_k)
-            var = (1 - alpha) * (1 - abar_s) / (1 - abar_k)
+            # DDPM posterior q(x_s | x_k, x0) for a strided step s < k; s = k - 1 everywhere is
+            # the plain ancestral sampler
+            coef_0, coef_k, var = posterior(self.alpha_bars[k], self.alpha_bars[s])
             noise = torch.randn(B, D, generator=generator, device=h.device, dtype=h.dtype)
             x = coef_0 * x0_hat + coef_k * x + var.sqrt() * noise
         return x0_hat

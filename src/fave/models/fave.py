@@ -14,27 +14,34 @@ with a JVP along ``(v, 1, 0)``. Objectives (FAVE-NOTES sec. 4):
     gamma ||du/dt||^2``, CE/decoder on ``x_t + (1 - t) u``.
 Inference (eq. 25): ``x_1 = f(x_0, 0, 1)``, one network call, scored against all items.
 
-Recipes: ``prefix`` is the paper's (one sample per prefix, bidirectional encoder, flow
-state broadcast over the history); ``parallel`` encodes each training sequence once with
-causal attention and gives every position its own flow state and target.
+Stage 1 is FMRec's loss with dual time (:meth:`FlowSeqModel.matching_loss`); the Stage-2
+objectives are functions of :mod:`fave.flow.meanflow`. Recipes (``prefix``, the paper's, and
+``parallel``) as in :mod:`fave.models.flow_base`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from fave.data.batching import Batch
-from fave.errors import FaveError
-from fave.flow.meanflow import consistent_target, time_derivative
-from fave.flow.paths import expand_time, linear_path
+from fave.flow.meanflow import (
+    FlowObjective,
+    MeanFlowSample,
+    consistent_objective,
+    paper_objective,
+    time_derivative,
+    velocity_objective,
+)
+from fave.flow.paths import linear_path
 from fave.flow.samplers import euler_x1, one_step
-from fave.flow.time_samplers import end_times, mode_times, uniform_times
-from fave.models.base import LossOutput, SeqRecModel, StagePlan
-from fave.models.flow_backbone import BackboneConfig, FlowBackbone
+from fave.flow.time_samplers import end_times, uniform_times
+from fave.models.base import LossOutput, StagePlan
+from fave.models.flow_backbone import BackboneConfig
+from fave.models.flow_base import RECIPES, FlowSeqModel, Targets
 
 
 @dataclass
@@ -62,29 +69,21 @@ class FAVEConfig(BackboneConfig):
     stage1_eval_steps: int = 30  # Euler steps when validating Stage 1 (paper/authors: 30)
 
 
-CHOICES = {
-    "recipe": ("parallel", "prefix"),
-    "stage": ("1", "2", "both"),
-    "objective": ("paper", "consistent", "authors"),
-    "prior": ("anchor", "gaussian"),
-    "anchor_positions": ("history", "padded"),
-    "inference_output": ("x1", "raw"),
-}
-
-
-class FAVE(SeqRecModel):
+class FAVE(FlowSeqModel):
     Config = FAVEConfig
+    CHOICES = {
+        "recipe": RECIPES,
+        "stage": ("1", "2", "both"),
+        "objective": ("paper", "consistent", "authors"),
+        "prior": ("anchor", "gaussian"),
+        "anchor_positions": ("history", "padded"),
+        "inference_output": ("x1", "raw"),
+    }
 
     def __init__(self, config: FAVEConfig, num_items: int) -> None:
         super().__init__(config, num_items)
-        for name, allowed in CHOICES.items():
-            if str(getattr(config, name)) not in allowed:
-                raise FaveError(f"params.{name}={getattr(config, name)!r}; allowed: {', '.join(allowed)}")
         config.stage = str(config.stage)
-        backbone = {f.name: getattr(config, f.name) for f in fields(BackboneConfig)}
-        self.net = FlowBackbone(BackboneConfig(**backbone), num_items, causal=config.recipe == "parallel")
-        self.default_layout = config.recipe
-        self.phase = "stage1" if config.stage == "1" else "stage2"
+        self.stage = "stage1" if config.stage == "1" else "stage2"  # the training stage now (config.stage: which run)
 
     # -- stages ----------------------------------------------------------------------
     def stages(self) -> list[StagePlan]:
@@ -99,7 +98,7 @@ class FAVE(SeqRecModel):
         return {"1": [s1], "2": [s2], "both": [s1, s2]}[c.stage]
 
     def begin_stage(self, name: str) -> None:
-        self.phase = name
+        self.stage = name
         self.net.item_emb.weight.requires_grad_(name != "stage2")  # Stage 2 freezes E (Sec. 4.3.1)
 
     # -- priors ----------------------------------------------------------------------
@@ -127,119 +126,65 @@ class FAVE(SeqRecModel):
         """x_0 for Stage 2: [B, L, D] (per position) or [B, D] (last position)."""
         B, L = history.shape
         D = self.config.hidden
-        if self.config.prior == "gaussian" or self.phase == "stage1":
+        if self.config.prior == "gaussian" or self.stage == "stage1":
             shape = (B, L, D) if per_position else (B, D)
             return torch.randn(shape, device=history.device)
         x_0 = self.anchor(history, p_keep)
         return x_0 if per_position else x_0[:, -1]
 
     # -- losses ----------------------------------------------------------------------
-    def _targets(self, batch: Batch) -> tuple[Tensor, Tensor, bool]:
-        """-> (target ids [B, L] or [B], valid mask, per_position)."""
-        if batch.targets is not None:
-            return batch.targets, batch.targets > 0, True
-        return batch.target, torch.ones_like(batch.target, dtype=torch.bool), False
-
-    def _pick(self, x: Tensor, per_position: bool) -> Tensor:
-        return x if per_position else x[:, -1]
-
-    def _aux(
-        self, f: Tensor, h_mid: Tensor, batch: Batch, target: Tensor, valid: Tensor, per_position: bool
-    ) -> tuple[Tensor, Tensor]:
-        """alpha * L_tgt (CE of f . E^T) and beta * L_src (history reconstruction)."""
-        logits = f[valid] @ self.net.items.T  # [n, N]
-        l_tgt = F.cross_entropy(logits, target[valid] - 1)
-        history = batch.history
-        if per_position:  # one random real position per sequence reconstructs its prefix
-            B, L = history.shape
-            first = L - (history > 0).sum(1)
-            pos = first + (torch.rand(B, device=history.device) * (L - first)).long().clamp_max(L - 1 - first)
-        else:
-            pos = None
-        l_src = self.net.reconstruction_loss(h_mid, history, pos)
-        return l_tgt, l_src
-
     def loss(self, batch: Batch) -> LossOutput:
-        return self._stage1_loss(batch) if self.phase == "stage1" else self._stage2_loss(batch)
+        return self._stage1_loss(batch) if self.stage == "stage1" else self._stage2_loss(batch)
 
     def _stage1_loss(self, batch: Batch) -> LossOutput:
+        """Eqs. 11-13: FMRec's loss, with dual time."""
         c = self.config
-        target, valid, per_pos = self._targets(batch)
-        x_1 = self.net.item_emb(target)  # [B, L, D] or [B, D]
-        x_0 = torch.randn_like(x_1)
-        t = mode_times(tuple(target.shape), c.mode_scale).to(x_1.device)  # drawn on the CPU generator
-        x_t, _ = linear_path(x_0, x_1, t)
-        f_all, h_mid = self.net(batch.history, x_t, t, torch.ones_like(t))
-        f = self._pick(f_all, per_pos)
-        l_rec = ((f - x_1) ** 2).mean(-1)[valid].mean()
-        l_tgt, l_src = self._aux(f, h_mid, batch, target, valid, per_pos)
-        loss = l_rec + c.alpha * l_tgt + c.beta * l_src
-        return LossOutput(
-            loss, {"rec": float(l_rec.detach()), "tgt": float(l_tgt.detach()), "src": float(l_src.detach())}
-        )
+        return self.matching_loss(batch, c.alpha, c.beta, c.mode_scale).named(rec="rec", ce="tgt")
 
     def _stage2_loss(self, batch: Batch) -> LossOutput:
+        """Eqs. 14-24: anchor prior, t ~ U(0, 1), r from eq. 20, ``objective`` + alpha L_tgt + beta L_src."""
         c = self.config
-        target, valid, per_pos = self._targets(batch)
-        x_1 = self.net.item_emb(target).detach()  # E is frozen in Stage 2
-        x_0 = self.prior(batch.history, per_pos, c.p_keep)
-        t = uniform_times(tuple(target.shape))
+        target = Targets.of(batch)
+        x_1 = self.net.item_emb(target.ids).detach()  # E is frozen in Stage 2
+        x_0 = self.prior(batch.history, target.per_position, c.p_keep)
+        t = uniform_times(tuple(target.ids.shape))
         r = end_times(t, c.p_end)
         t, r = t.to(x_1.device), r.to(x_1.device)  # drawn on the CPU generator
         x_t, v = linear_path(x_0, x_1, t)
-        cache: dict[str, Tensor] = {}
+        cache: dict[str, Any] = {}
 
         def fn(x: Tensor, tt: Tensor, rr: Tensor) -> Tensor:
-            out, h_mid = self.net(batch.history, x, tt, rr)
-            cache["h_mid"] = h_mid
-            return self._pick(out, per_pos)
+            out, cache["h_mid"] = self.net(batch.history, x, tt, rr)
+            return target.pick(out)
 
         out, d_out = time_derivative(fn, x_t, t, r, v)  # primal output and its d/dt along (v, 1, 0)
-        h_mid = cache["h_mid"]
-        sq = lambda a, b: ((a - b) ** 2).mean(-1)[valid].mean()  # noqa: E731
-        zero = out.new_zeros(())
-        if c.objective == "authors":  # output is a velocity u; f = x_t + (1 - t) u
-            f = x_t + (1 - expand_time(t, out)) * out
-            l_match = sq(out, v) if c.use_match else zero
-            l_cons = (d_out**2).mean(-1)[valid].mean() if c.use_cons else zero
-            flow = l_match + c.gamma * l_cons
-        elif c.objective == "paper":  # eqs. 21, 23
-            f = out
-            l_match = sq(f, x_1) if c.use_match else zero
-            l_cons = (d_out**2).mean(-1)[valid].mean() if c.use_cons else zero
-            flow = l_match + c.gamma * l_cons
-        else:  # consistent MeanFlow target for an x_1 predictor
-            f = out
-            if not c.use_cons:
-                f_tgt = x_1
-            elif not c.use_match:  # only the r = 1 consistency part: df/dt = 0
-                f_tgt = (f + (1 - expand_time(t, f)) * d_out).detach()
-            else:
-                f_tgt = consistent_target(x_1, f, d_out.detach(), t, r)
-            l_match = sq(f, f_tgt)
-            l_cons = (d_out.detach() ** 2).mean(-1)[valid].mean()
-            flow = l_match
-        l_tgt, l_src = self._aux(f, h_mid, batch, target, valid, per_pos)
-        loss = flow + c.alpha * l_tgt + c.beta * l_src
+        flow = self._objective(out, d_out, MeanFlowSample(x_1, x_t, v, t, r), target.valid)
+        l_tgt = self.item_ce(flow.f, target)
+        l_src = self.history_loss(cache["h_mid"], batch.history, target)
+        loss = flow.loss + c.alpha * l_tgt + c.beta * l_src
         return LossOutput(
             loss,
             {
-                "match": float(l_match.detach()),
-                "cons": float(l_cons.detach()),
+                "match": float(flow.match.detach()),
+                "cons": float(flow.cons.detach()),
                 "tgt": float(l_tgt.detach()),
                 "src": float(l_src.detach()),
             },
         )
 
-    # -- inference -------------------------------------------------------------------
-    def x1_fn(self, history: Tensor):
-        """(x_t [B, D], t [B]) -> f(x_t, t, 1) at the last position: the network, once."""
-        return lambda x, t: self.net(history, x, t, torch.ones_like(t))[0][:, -1]
+    def _objective(self, out: Tensor, d_out: Tensor, s: MeanFlowSample, valid: Tensor) -> FlowObjective:
+        c = self.config
+        if c.objective == "authors":  # output is a velocity u; f = x_t + (1 - t) u
+            return velocity_objective(out, d_out, s, valid, c.gamma, c.use_match, c.use_cons)
+        if c.objective == "paper":  # eqs. 21, 23
+            return paper_objective(out, d_out, s, valid, c.gamma, c.use_match, c.use_cons)
+        return consistent_objective(out, d_out, s, valid, c.use_match, c.use_cons)
 
+    # -- inference -------------------------------------------------------------------
     def generate(self, history: Tensor) -> Tensor:
         """The recommendation vector x_1_hat [B, D]."""
         c = self.config
-        if self.phase == "stage1":  # multi-step Euler from Gaussian noise
+        if self.stage == "stage1":  # multi-step Euler from Gaussian noise
             x_0 = torch.randn(history.shape[0], c.hidden, device=history.device)
             return euler_x1(self.x1_fn(history), x_0, c.stage1_eval_steps)
         p = c.p_keep if c.p_keep_infer < 0 else c.p_keep_infer
@@ -248,9 +193,3 @@ class FAVE(SeqRecModel):
         if c.objective == "authors":
             return out if c.inference_output == "raw" else x_0 + out  # f(x_0, 0, 1) = x_0 + u
         return out
-
-    def score_all(self, batch: Batch) -> Tensor:
-        return self.generate(batch.history) @ self.net.items.T
-
-    def item_representation(self) -> Tensor:
-        return self.net.items.detach()

@@ -1,4 +1,4 @@
-"""The approximator shared by FAVE and FMRec: a history encoder conditioned on a flow state.
+"""The approximator shared by FAVE, FMRec and DiffuRec: a history encoder conditioned on a flow state.
 
 Network input (FAVE eq. 9): ``E = e_s + lambda * (x_t + z)`` with ``lambda ~ N(delta, delta)``
 drawn per position and channel (stochastic input modulation, from DiffuRec) and ``z`` the
@@ -6,7 +6,8 @@ time embedding: ``TimeEmb(t) + TimeEmb(r - t)`` (FAVE eq. 8, dual time) or ``Tim
 (FMRec, single time). Blocks follow the authors' code where the paper is silent: pre-RMSNorm,
 rotary positions, DropPath, dropout; the output is the last block's state, LayerNorm-ed,
 read as a prediction of x_1. A history decoder D (3-layer tanh MLP, eq. 13) reads an
-intermediate block's state.
+intermediate block's state. The parts that differ between the models are arguments: the
+blocks' norm (DiffuRec: LayerNorm) and whether there is a decoder (DiffuRec: none).
 
 Shapes: history [B, L]; flow states x_t [B, D] (one per user, broadcast over positions, the
 paper's prefix layout) or [B, L, D] (one per position, the parallel layout); times [B] or [B, L].
@@ -14,7 +15,9 @@ paper's prefix layout) or [B, L, D] (one per position, the parallel layout); tim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +64,11 @@ def check_backbone(c: BackboneConfig) -> None:
             raise FaveError(f"params.{name}={getattr(c, name)!r}; allowed: {', '.join(allowed)}")
 
 
+def backbone_config(config: Any) -> BackboneConfig:
+    """The backbone's fields of a model config (a subclass of :class:`BackboneConfig`), as a copy."""
+    return BackboneConfig(**{f.name: getattr(config, f.name) for f in fields(BackboneConfig)})
+
+
 def history_encoder(c: BackboneConfig, norm: str = "rms") -> TransformerEncoder:
     """The backbone's blocks: ``norm`` (pre-RMSNorm here; DiffuRec: LayerNorm), rotary
     positions (``c.positions``), DropPath, math attention."""
@@ -77,6 +85,30 @@ def history_encoder(c: BackboneConfig, norm: str = "rms") -> TransformerEncoder:
     )
 
 
+def history_decoder(c: BackboneConfig, num_items: int) -> nn.Sequential:
+    """D: ``hidden -> d1 -> d2 -> N`` with tanh between (authors' code: 128 -> 512 -> 2048 -> N)."""
+    d1, d2 = c.decoder_hidden
+    return nn.Sequential(nn.Linear(c.hidden, d1), nn.Tanh(), nn.Linear(d1, d2), nn.Tanh(), nn.Linear(d2, num_items))
+
+
+def _draw_as_decoder(c: BackboneConfig, num_items: int, stage: str) -> None:
+    """Draw, and drop, the random numbers that building (``stage="build"``) or initialising
+    (``"init"``) :func:`history_decoder` draws, without building it.
+
+    A backbone without a decoder (DiffuRec) used to build one and delete it; drawing as it did
+    keeps that model's other initial weights, for a given seed, bit for bit those of earlier
+    versions (and so its results), at the cost of a transient tensor of the decoder's size.
+    """
+    d1, d2 = c.decoder_hidden
+    for fan_in, fan_out in ((c.hidden, d1), (d1, d2), (d2, num_items)):
+        weight = torch.empty(fan_out, fan_in)
+        if stage == "build":  # as nn.Linear.reset_parameters
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+            nn.init.uniform_(torch.empty(fan_out), -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        else:  # as init_weights
+            nn.init.normal_(weight, 0.0, 0.02)
+
+
 class TimeEmbedding(nn.Module):
     """Two-layer MLP over a sinusoidal encoding of a time [*] -> [*, D]."""
 
@@ -90,9 +122,12 @@ class TimeEmbedding(nn.Module):
 
 
 class FlowBackbone(nn.Module):
-    """Item embeddings + conditioned history encoder + history decoder."""
+    """Item embeddings + conditioned history encoder (blocks normalised by ``norm``: rms | layer)
+    + history decoder (when ``decoder``; else ``decoder`` is None and forward's h_mid too)."""
 
-    def __init__(self, config: BackboneConfig, num_items: int, causal: bool) -> None:
+    def __init__(
+        self, config: BackboneConfig, num_items: int, causal: bool, norm: str = "rms", decoder: bool = True
+    ) -> None:
         super().__init__()
         c = self.config = config
         check_backbone(c)
@@ -102,13 +137,14 @@ class FlowBackbone(nn.Module):
         self.emb_norm = nn.LayerNorm(c.hidden)
         self.emb_drop = nn.Dropout(c.dropout if c.emb_dropout < 0 else c.emb_dropout)
         self.time_emb = TimeEmbedding(c.hidden, c.time_scale)
-        self.encoder = history_encoder(c)
+        self.encoder = history_encoder(c, norm)
         self.out_norm = nn.LayerNorm(c.hidden)
-        d1, d2 = c.decoder_hidden
-        self.decoder = nn.Sequential(
-            nn.Linear(c.hidden, d1), nn.Tanh(), nn.Linear(d1, d2), nn.Tanh(), nn.Linear(d2, num_items)
-        )
+        self.decoder = history_decoder(c, num_items) if decoder else None
+        if not decoder:
+            _draw_as_decoder(c, num_items, "build")
         init_weights(self)
+        if not decoder:
+            _draw_as_decoder(c, num_items, "init")
         if c.item_init_std != 0.02:
             nn.init.normal_(self.item_emb.weight, 0.0, c.item_init_std)
             with torch.no_grad():
@@ -133,8 +169,8 @@ class FlowBackbone(nn.Module):
         z = self.time_emb(t)
         return z + self.time_emb(r - t) if self.config.dual_time else z
 
-    def forward(self, history: Tensor, x_t: Tensor, t: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
-        """-> (f: x_1 prediction, h_mid: decoder input), at every position [B, L, D]."""
+    def forward(self, history: Tensor, x_t: Tensor, t: Tensor, r: Tensor) -> tuple[Tensor, Tensor | None]:
+        """-> (f: x_1 prediction, h_mid: decoder input or None without a decoder), at every position [B, L, D]."""
         e_s = self.embed_history(history)  # [B, L, D]
         cond = x_t + self.condition(t, r)  # [B, D] or [B, L, D]
         if cond.dim() == 2:
@@ -142,10 +178,13 @@ class FlowBackbone(nn.Module):
         lam = self.config.delta + self.config.delta * torch.randn_like(e_s) if self.training else self.config.delta
         x = e_s + lam * cond
         out, hiddens = self.encoder(x, history, causal=self.causal)
-        return self.out_norm(out), hiddens[self.config.decoder_block - 1]
+        h_mid = hiddens[self.config.decoder_block - 1] if self.decoder is not None else None
+        return self.out_norm(out), h_mid
 
     def decode(self, h_mid: Tensor) -> Tensor:
         """History decoder D: [*, D] -> [*, N] reconstruction of the multi-hot history."""
+        if self.decoder is None:
+            raise FaveError("this backbone was built without a history decoder")
         return self.decoder(h_mid)
 
     def reconstruction_loss(self, h_mid: Tensor, history: Tensor, position: Tensor | None = None) -> Tensor:
