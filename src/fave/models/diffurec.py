@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from fave.data.batching import Batch
@@ -112,7 +111,7 @@ class DiffuRec(SeqRecModel):
         x_n = self.schedule.q_sample(x0, n, torch.randn_like(x0))
         x0_hat = self.predict_x0(batch.history, x_n, n)
         x0_hat = x0_hat if per_pos else x0_hat[:, -1]
-        loss = F.cross_entropy(x0_hat[valid] @ self.net.items.T, target[valid] - 1)
+        loss = self.net.target_ce(x0_hat[valid], target[valid])
         return LossOutput(loss, {"ce": float(loss.detach())})
 
     # -- inference -------------------------------------------------------------------

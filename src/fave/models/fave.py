@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from fave.data.batching import Batch
@@ -147,8 +146,7 @@ class FAVE(SeqRecModel):
         self, f: Tensor, h_mid: Tensor, batch: Batch, target: Tensor, valid: Tensor, per_position: bool
     ) -> tuple[Tensor, Tensor]:
         """alpha * L_tgt (CE of f . E^T) and beta * L_src (history reconstruction)."""
-        logits = f[valid] @ self.net.items.T  # [n, N]
-        l_tgt = F.cross_entropy(logits, target[valid] - 1)
+        l_tgt = self.net.target_ce(f[valid], target[valid])  # over all N items (or sampled / chunked)
         history = batch.history
         if per_position:  # one random real position per sequence reconstructs its prefix
             B, L = history.shape

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from fave.data.batching import Batch
@@ -91,7 +90,7 @@ class FMRec(SeqRecModel):
         f_all, h_mid = self.net(batch.history, x_t, t, torch.ones_like(t))  # [B, L, D]
         f = f_all if per_pos else f_all[:, -1]
         l_fm = ((f - x_1) ** 2).mean(-1)[valid].mean()
-        l_ce = F.cross_entropy(f[valid] @ self.net.items.T, target[valid] - 1)
+        l_ce = self.net.target_ce(f[valid], target[valid])
         pos = random_real_position(batch.history) if per_pos else None
         l_src = self.net.reconstruction_loss(h_mid, batch.history, pos)
         loss = l_fm + c.alpha * l_ce + c.beta * l_src
