@@ -71,3 +71,21 @@ def test_overfits_a_deterministic_chain() -> None:
     losses = overfit(model, train, epochs=300, max_len=12)
     assert np.mean(losses[-20:]) < 0.2 * np.mean(losses[:5])
     assert next_item_hits(model, train, targets, max_len=12, sample_seed=0) >= len(train) - 1
+
+
+def test_step_embedding_computed_once_per_distinct_step_changes_nothing() -> None:
+    from fave.models.blocks import sinusoidal
+
+    torch.manual_seed(0)
+    model = DreamRec(small(), N_ITEMS)
+    d = model.denoiser
+    x, h, k = torch.randn(7, 16), torch.randn(7, 16), torch.tensor([3, 0, 3, 9, 1, 0, 3])
+    direct = d.net(torch.cat([x, h, d.step_mlp(sinusoidal(k, 16))], dim=-1))
+    torch.testing.assert_close(d(x, h, k), direct)
+
+
+def test_item_embedding_init_scale() -> None:
+    torch.manual_seed(0)
+    for std in (1.0, 0.1):
+        w = DreamRec(small(hidden=64, emb_std=std), 500).item_emb.weight[1:]
+        assert abs(float(w.std()) - std) < 0.05 * std

@@ -89,3 +89,35 @@ def test_embedding_dropout_before_or_after_the_norm() -> None:
 def test_unknown_switch_value_is_a_clear_error() -> None:
     with pytest.raises(FaveError, match="params.positions"):
         net(positions="sinusoid")
+
+
+@pytest.mark.parametrize("norm", ["selected", "all"])
+def test_gathered_reconstruction_is_the_balanced_mse_on_the_entries_it_draws(norm: str) -> None:
+    m = net(recon="gathered", recon_norm=norm).eval()
+    h = history()
+    B, L = h.shape
+    h_mid = torch.randn(B, L, 16, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(7)
+    got = m.reconstruction_loss(h_mid, h)
+    full = m.decode(h_mid[:, -1])  # [B, N], the same decoder applied to every entry
+    # replay: positives = the distinct history items; one uniform draw per positive, positives dropped
+    torch.manual_seed(7)
+    entries = []
+    draws = torch.randint(1, N + 1, (sum(len(set(r) - {0}) for r in h.tolist()),))
+    k = 0
+    for b, row in enumerate(h.tolist()):
+        pos = sorted(set(row) - {0})
+        entries += [(b, j, 1.0) for j in pos]
+        entries += [(b, int(j), 0.0) for j in draws[k : k + len(pos)] if int(j) not in pos]
+        k += len(pos)
+    sq = sum((full[b, j - 1].item() - t) ** 2 for b, j, t in entries)
+    want = sq / (B * N) if norm == "all" else sq / len(entries)
+    assert got.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_sampled_target_ce_runs_on_every_flow_model_config() -> None:
+    m = net(ce_loss="sampled", ce_negatives=5)
+    f, target = torch.randn(4, 16), torch.tensor([1, 5, 9, 30])
+    assert torch.isfinite(m.target_ce(f, target))
+    full, chunked = net(), net(ce_loss="chunked")
+    assert chunked.target_ce(f, target).item() == pytest.approx(full.target_ce(f, target).item(), rel=1e-6)

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fave.data.batching import Batch
+from fave.errors import FaveError
+from fave.models.losses import LOSSES, SAMPLERS, next_item_ce, popularity_log_q
 
 
 @dataclass
@@ -95,16 +97,43 @@ def at_targets(batch: Batch, *states: Tensor) -> tuple[Tensor, ...]:
     return (*(s[:, -1] for s in states), batch.target)
 
 
+@dataclass
+class SoftmaxConfig:
+    """How a tied-embedding model's next-item cross-entropy covers the catalog (:mod:`fave.models.losses`)."""
+
+    loss: str = "full"  # full softmax | sampled (negatives shared by the batch, logQ-corrected) | chunked (exact)
+    negatives: int = 256  # sampled: negatives per batch
+    sampler: str = "uniform"  # sampled: uniform | popularity (training counts)
+    ce_chunk: int = 4096  # chunked: rows of [rows, N] logits held at a time
+
+
 class TiedEmbeddingModel(SeqRecModel):
     """A history encoder whose states score items against its own input embeddings.
 
     Subclasses define ``item_emb`` (``nn.Embedding(num_items + 1, D, padding_idx=0)``) and
     ``encode(history [B, L]) -> [B, L, D]`` (position l has seen items <= l). Training is
-    full softmax cross-entropy of the next item at the positions :func:`at_targets` picks;
-    scoring reads the last position.
+    softmax cross-entropy of the next item at the positions :func:`at_targets` picks (full,
+    sampled or chunked, when the config is a :class:`SoftmaxConfig`); scoring reads the last position.
     """
 
     item_emb: nn.Embedding
+    _log_q: Tensor | None = None
+
+    def __init__(self, config: Any, num_items: int) -> None:
+        super().__init__(config, num_items)
+        if isinstance(config, SoftmaxConfig):
+            for name, allowed in (("loss", LOSSES), ("sampler", SAMPLERS)):
+                if getattr(config, name) not in allowed:
+                    raise FaveError(f"params.{name}={getattr(config, name)!r}; allowed: {', '.join(allowed)}")
+            if config.negatives < 1 or config.ce_chunk < 1:
+                raise FaveError("params.negatives and params.ce_chunk must be >= 1")
+
+    def observe(self, inputs: list[np.ndarray]) -> None:
+        """The popularity sampler's log Q from the visible interactions (only when it is used)."""
+        if getattr(self.config, "loss", "full") == "sampled" and self.config.sampler == "popularity" and inputs:
+            flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in inputs])
+            counts = torch.as_tensor(np.bincount(flat, minlength=self.num_items + 1)[1:])
+            self._log_q = popularity_log_q(counts).to(self.device)
 
     def encode(self, history: Tensor) -> Tensor:
         raise NotImplementedError
@@ -114,7 +143,13 @@ class TiedEmbeddingModel(SeqRecModel):
 
     def loss(self, batch: Batch) -> LossOutput:
         h, target = at_targets(batch, self.encode(batch.history))
-        loss = F.cross_entropy(self._logits(h), target - 1)
+        c = self.config
+        kind = getattr(c, "loss", "full")
+        if kind == "full":
+            loss = F.cross_entropy(self._logits(h), target - 1)
+        else:
+            log_q = self._log_q if c.sampler == "popularity" else None
+            loss = next_item_ce(h, self.item_emb.weight[1:], target, kind, c.negatives, log_q, c.ce_chunk)
         return LossOutput(loss, {"ce": float(loss.detach())})
 
     def score_all(self, batch: Batch) -> Tensor:

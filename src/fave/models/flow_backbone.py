@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from fave.errors import FaveError
 from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights, sinusoidal
+from fave.models.losses import LOSSES, next_item_ce
 
 
 @dataclass
@@ -47,6 +48,10 @@ class BackboneConfig:
     emb_dropout_order: str = "after_norm"  # after_norm | before_norm (public code: dropout, then LayerNorm)
     positions: str = "rotary"  # rotary (public FAVE) | learned | none (public FMRec, DiffuRec)
     padding_keys: str = "hidden"  # hidden | visible (public code: padding keys are attended to)
+    # Cost that does not grow with the catalog (fave.models.losses):
+    ce_loss: str = "full"  # target-side CE: full softmax | sampled (ce_negatives shared, logQ) | chunked (exact)
+    ce_negatives: int = 1024  # sampled: negatives per batch
+    recon: str = "full"  # history reconstruction: full ([B, N] decoder output) | gathered (only the selected entries)
 
 
 BACKBONE_CHOICES = {
@@ -54,6 +59,8 @@ BACKBONE_CHOICES = {
     "emb_dropout_order": ("after_norm", "before_norm"),
     "positions": ("rotary", "learned", "none"),
     "padding_keys": ("hidden", "visible"),
+    "ce_loss": LOSSES,
+    "recon": ("full", "gathered"),
 }
 
 
@@ -181,6 +188,12 @@ class FlowBackbone(nn.Module):
         h_mid = hiddens[self.config.decoder_block - 1] if self.decoder is not None else None
         return self.out_norm(out), h_mid
 
+    def target_ce(self, f: Tensor, target: Tensor) -> Tensor:
+        """Target-side cross-entropy of predictions f [P, D] against all items (eq. 12), targets [P] in 1..N."""
+        if self.config.ce_loss == "full":
+            return F.cross_entropy(f @ self.items.T, target - 1)
+        return next_item_ce(f, self.items, target, self.config.ce_loss, self.config.ce_negatives)
+
     def decode(self, h_mid: Tensor) -> Tensor:
         """History decoder D: [*, D] -> [*, N] reconstruction of the multi-hot history."""
         if self.decoder is None:
@@ -196,6 +209,8 @@ class FlowBackbone(nn.Module):
         """
         B, L = history.shape
         pos = position if position is not None else torch.full((B,), L - 1, device=history.device)
+        if self.config.recon == "gathered":
+            return self._gathered_reconstruction(h_mid[torch.arange(B), pos], history, pos)
         recon = self.decode(h_mid[torch.arange(B), pos])  # [B, N]
         seen = history * (torch.arange(L, device=history.device)[None, :] <= pos[:, None])
         target = torch.zeros(B, self.num_items + 1, device=history.device)
@@ -207,3 +222,26 @@ class FlowBackbone(nn.Module):
         weight = (target > 0) | negatives
         denom = weight.numel() if self.config.recon_norm == "all" else weight.sum().clamp_min(1)
         return (F.mse_loss(recon, target, reduction="none") * weight).sum() / denom
+
+    def _gathered_reconstruction(self, h: Tensor, history: Tensor, pos: Tensor) -> Tensor:
+        """The balanced MSE on the selected entries only: the decoder's last layer is applied to the
+        rows of W for each user's positives and as many uniformly drawn negatives, never to all N.
+        h [B, D]; memory and time grow with the history lengths, not with N."""
+        B, L = history.shape
+        N = self.num_items
+        seen = history * (torch.arange(L, device=history.device)[None, :] <= pos[:, None])  # [B, L]
+        key = torch.unique(torch.arange(B, device=history.device)[:, None] * (N + 1) + seen)  # sorted (row, item)
+        key = key[key % (N + 1) > 0]  # drop padding
+        p_row, p_item = key // (N + 1), key % (N + 1)
+        n_pos = torch.bincount(p_row, minlength=B)  # [B]
+        n_row = torch.repeat_interleave(torch.arange(B, device=history.device), n_pos)
+        n_item = torch.randint(1, N + 1, (len(n_row),), device=history.device)
+        hit = torch.isin(n_row * (N + 1) + n_item, key)  # a draw that is a positive is dropped
+        n_row, n_item = n_row[~hit], n_item[~hit]
+        rows, items = torch.cat([p_row, n_row]), torch.cat([p_item, n_item])
+        target = torch.cat([torch.ones(len(p_row)), torch.zeros(len(n_row))]).to(h.dtype)
+        last = self.decoder[-1]
+        h2 = self.decoder[:-1](h)  # [B, d2]
+        value = (h2[rows] * last.weight[items - 1]).sum(-1) + last.bias[items - 1]
+        sq = ((value - target) ** 2).sum()
+        return sq / (B * N) if self.config.recon_norm == "all" else sq / max(1, len(rows))

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from fave.data.batching import Batch
@@ -108,8 +107,9 @@ class FlowSeqModel(SeqRecModel):
 
     # -- losses ----------------------------------------------------------------------
     def item_ce(self, f: Tensor, target: Targets) -> Tensor:
-        """Cross-entropy of ``f . E^T`` at the real targets; f [B, L, D] or [B, D] as ``target.pick``."""
-        return F.cross_entropy(f[target.valid] @ self.net.items.T, target.ids[target.valid] - 1)
+        """Target-side cross-entropy of ``f . E^T`` at the real targets (over all N items, or sampled /
+        chunked as ``params.ce_loss`` says); f [B, L, D] or [B, D] as ``target.pick`` gives it."""
+        return self.net.target_ce(f[target.valid], target.ids[target.valid])
 
     def history_loss(self, h_mid: Tensor, history: Tensor, target: Targets) -> Tensor:
         """The decoder's history reconstruction: of the whole history (prefix), or of the prefix

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from fave.models.base import TiedEmbeddingModel
+from fave.models.base import SoftmaxConfig, TiedEmbeddingModel
 from fave.models.blocks import init_weights
 
 
 @dataclass
-class GRU4RecConfig:
+class GRU4RecConfig(SoftmaxConfig):
     embedding: int = 64  # RecBole GRU4Rec: embedding_size 64
     hidden: int = 128  # RecBole: hidden_size 128 (Hidasi et al. 2016: 100 units)
     layers: int = 1  # Hidasi et al. 2016: one GRU layer performed best

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from fave.models.base import TiedEmbeddingModel
+from fave.models.base import SoftmaxConfig, TiedEmbeddingModel
 from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights
 
 
 @dataclass
-class SASRecConfig:
+class SASRecConfig(SoftmaxConfig):
     hidden: int = 64  # original paper: d = 50 (ML-1m) / 64 in later re-implementations
     heads: int = 2
     layers: int = 2  # original: 2 blocks

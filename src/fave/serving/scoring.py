@@ -1,0 +1,150 @@
+"""Batch scorers whose answer for one history does not depend on the other histories in its batch.
+
+The server groups concurrent requests into one forward pass, so a history's scores must be the
+same alone or in a batch. Three kinds of models, three scorers:
+
+- deterministic at inference (SASRec, GRU4Rec, ...): one ``score_all`` over the left-padded batch
+  (padding keys are masked, positions are relative or right-aligned: exact up to float rounding);
+- FAVE after Stage 2 with the anchor prior: the one-step graph of eq. 25 with *per-history*
+  draws (anchor item and Bernoulli mask, eq. 14) from a generator seeded by the eval seed, so
+  a history gets the draws it would get alone; then one network call for the whole batch;
+- any other model with random draws at inference (FMRec, DiffuRec, DreamRec, FAVE Stage 1):
+  one ``score_all`` per history under the eval seed (no batching gain, same answers).
+
+A FAVE history alone draws exactly what ``score_all`` draws for it under ``torch.manual_seed``
+(``rand(1, L)`` then ``rand(1, L, D)``, the last position read), so the serving answer is the
+library's deterministic answer for that seed, unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fave.data.batching import Batch, left_pad
+from fave.models.base import SeqRecModel
+
+DETERMINISTIC = ("Pop", "SASRec", "GRU4Rec", "Caser", "BERT4Rec", "STOSA", "AutoSeqRec")  # no draws in score_all
+
+
+@dataclass(frozen=True)
+class AnchorDraws:
+    """The random part of FAVE's one-step inference, explicit: per history, the column of its
+    anchor item in the padded batch and the Bernoulli keep mask. ``column`` [B] int64, ``keep`` [B, D]."""
+
+    column: Tensor
+    keep: Tensor
+
+
+def is_one_step_anchor(model: SeqRecModel) -> bool:
+    """FAVE after Stage 2 with the paper's anchor prior over history positions: the exported graph."""
+    c = model.config
+    return (
+        type(model).__name__ == "FAVE"
+        and getattr(model, "stage", "") == "stage2"
+        and c.prior == "anchor"
+        and c.anchor_positions == "history"
+    )
+
+
+def anchor_draws(widths: list[int], batch_width: int, hidden: int, p_keep: float, seed: int) -> AnchorDraws:
+    """Eq. 14 at the last position, drawn per history as ``FAVE.anchor`` draws for a batch of one.
+
+    ``widths[b]``: the real length of history b (after truncation to max_len); histories are
+    left-padded to ``batch_width``. -> column [B] (where in the padded row the anchor item is) and
+    keep [B, D] (1 = keep that channel of e_k).
+    """
+    columns, keeps = [], []
+    for L in widths:
+        g = torch.Generator().manual_seed(seed)
+        u = torch.rand(1, L, generator=g)[0, L - 1]  # FAVE.anchor's k draw, last position
+        m = torch.rand(1, L, hidden, generator=g)[0, L - 1]  # its mask draw, last position
+        k = min(int(u * L), L - 1)
+        columns.append(batch_width - L + k)
+        keeps.append((m < p_keep).float())
+    return AnchorDraws(torch.tensor(columns, dtype=torch.long), torch.stack(keeps))
+
+
+class OneStepAnchor(torch.nn.Module):
+    """FAVE's one-step inference graph with its draws as inputs: ``(history, column, keep) -> scores``.
+
+    ``x_0 = keep * e_{history[column]}`` (eq. 14), ``x_1 = f(x_0, 0, 1)`` (eq. 25), scores ``x_1 E^T``.
+    history [B, L] int64 left-padded, column [B] int64, keep [B, D] float -> [B, N].
+    """
+
+    def __init__(self, model: SeqRecModel) -> None:
+        super().__init__()
+        self.net = model.net
+        c = model.config
+        self.add_x0 = c.objective == "authors" and c.inference_output != "raw"  # f = x_0 + u
+
+    def forward(self, history: Tensor, column: Tensor, keep: Tensor) -> Tensor:
+        anchor = history.gather(1, column[:, None])[:, 0]  # [B]
+        x_0 = keep * self.net.item_emb(anchor)  # [B, D]
+        t = torch.zeros(history.shape[0], dtype=x_0.dtype, device=x_0.device)
+        x_1 = self.net(history, x_0, t, torch.ones_like(t))[0][:, -1]  # [B, D]
+        if self.add_x0:
+            x_1 = x_0 + x_1
+        return x_1 @ self.net.items.T
+
+
+class Scorer:
+    """``histories (internal ids, any lengths) -> scores [B, N]``, batch-independent per history."""
+
+    def __init__(self, model: SeqRecModel, max_len: int, seed: int) -> None:
+        self.model, self.max_len, self.seed = model.eval(), max_len, seed
+        if is_one_step_anchor(model):
+            self.kind = "one-step"
+            self.graph = OneStepAnchor(model).eval()
+            c = model.config
+            self.p_keep = c.p_keep if c.p_keep_infer < 0 else c.p_keep_infer
+        elif type(model).__name__ in DETERMINISTIC:
+            self.kind = "batched"
+        else:
+            self.kind = "per-history"
+
+    def pad(self, histories: list[np.ndarray]) -> Tensor:
+        """Left-padded [B, L] with L the longest (truncated) history, not max_len."""
+        return torch.from_numpy(left_pad(histories, self.max_len))
+
+    def draws(self, histories: list[np.ndarray], width: int) -> AnchorDraws:
+        widths = [max(1, min(len(h), self.max_len)) for h in histories]
+        return anchor_draws(widths, width, self.model.config.hidden, self.p_keep, self.seed)
+
+    @torch.no_grad()
+    def __call__(self, histories: list[np.ndarray]) -> Tensor:
+        if self.kind == "one-step":
+            if not self.graph.net.encoder.hide_padding:  # padding keys attended to: pad nothing
+                return self._by_width(histories)
+            history = self.pad(histories)
+            d = self.draws(histories, history.shape[1])
+            return self.graph(history, d.column, d.keep).float()
+        if self.kind == "batched":
+            history = self.pad(histories)
+            return self.model.score_all(Batch(history=history, user=torch.zeros(len(history), dtype=torch.long)))
+        return self._per_history(histories)
+
+    def _by_width(self, histories: list[np.ndarray]) -> Tensor:
+        """One forward per distinct width, so no row is padded."""
+        widths = [max(1, min(len(h), self.max_len)) for h in histories]
+        out: Tensor | None = None
+        for w in sorted(set(widths)):
+            rows = [b for b, x in enumerate(widths) if x == w]
+            group = [histories[b] for b in rows]
+            history, d = self.pad(group), self.draws(group, w)
+            scores = self.graph(history, d.column, d.keep).float()
+            out = scores.new_empty(len(histories), scores.shape[1]) if out is None else out
+            out[rows] = scores
+        assert out is not None
+        return out
+
+    def _per_history(self, histories: list[np.ndarray]) -> Tensor:
+        rows = []
+        for h in histories:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                rows.append(self.model.score_all(Batch(history=self.pad([h]), user=torch.zeros(1, dtype=torch.long))))
+        return torch.cat(rows).float()
