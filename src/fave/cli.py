@@ -139,8 +139,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from fave.training.checkpoint import load_run
-    from fave.training.run import evaluate_both, fmt_metrics, load_split
+    from fave.data.load import load_split
+    from fave.rundir import load_run
+    from fave.training.run import evaluate_both, fmt_metrics
 
     if args.save_ranks and args.overrides:
         raise FaveError("--save-ranks writes the run's own ranks; it cannot be combined with --set")

@@ -16,11 +16,14 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from fave.errors import FaveError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 @dataclass
@@ -107,6 +110,22 @@ def check_device(name: str, key: str = "device") -> None:
     """A device name as ``train.device`` accepts it (cpu, cuda, cuda:N, auto), or a clear error naming ``key``."""
     if not DEVICE.fullmatch(name):
         raise FaveError(f"{key} must be cpu, cuda, cuda:N or auto, got {name!r}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device`` as a torch device; a GPU that is asked for but not visible is an error, not a fallback."""
+    import torch
+
+    check_device(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FaveError(f"train.device={name} but no CUDA GPU is visible to torch; use --set device=cpu")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise FaveError(f"train.device={name} but only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
 
 
 def _finite(cls_name: str, key: str, value: float) -> float:

@@ -67,14 +67,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from fave.benchmark.bench import run_bench
     from fave.benchmark.report import render_markdown, write_bench
-    from fave.training.run import load_split, resolve_device
+    from fave.config import resolve_device
+    from fave.data.load import load_split
 
     device = resolve_device(args.device)  # a bad or missing device fails before anything is loaded
     if args.threads:
         torch.set_num_threads(args.threads)
     models = {}
     if args.runs:
-        from fave.training.checkpoint import load_run
+        from fave.rundir import load_run
 
         loaded = [(Path(d), *load_run(d)[:2]) for d in args.runs]
         datasets = {c.dataset for _, _, c in loaded}
@@ -129,8 +130,8 @@ def cmd_bench_steps(args: argparse.Namespace) -> int:
     import torch
 
     from fave.benchmark.steps import render_steps_markdown, run_steps, write_steps
-    from fave.training.checkpoint import load_run
-    from fave.training.run import load_split
+    from fave.data.load import load_split
+    from fave.rundir import load_run
 
     if args.threads:
         torch.set_num_threads(args.threads)

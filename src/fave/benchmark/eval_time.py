@@ -20,8 +20,8 @@ from fave.io_utils import atomic_write_json, atomic_write_text
 
 def time_evaluation(run_dir: str | Path, repeats: int = 3, data_dir: str | None = None) -> dict[str, Any]:
     """Median seconds of ``evaluate`` on the test set (after one warm-up pass)."""
-    from fave.training.checkpoint import load_run
-    from fave.training.run import load_split
+    from fave.data.load import load_split
+    from fave.rundir import load_run
 
     model, config, _ = load_run(run_dir)
     test = load_split(config, data_dir).eval_set("test")

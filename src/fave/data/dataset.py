@@ -114,9 +114,3 @@ class Split:
             inputs=[s[:-cut] for s in seqs],
             targets=np.array([s[-cut] for s in seqs], dtype=np.int64),
         )
-
-    def inputs_for(self, phase: str) -> list[np.ndarray]:
-        """What a model may see when evaluated on ``phase`` ('train' = the training parts)."""
-        if phase == "train":
-            return self.train
-        return self.eval_set(phase).inputs

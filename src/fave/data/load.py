@@ -15,10 +15,11 @@ import logging
 import re
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fave.data.dataset import IdMap, SequenceData
+from fave.data.dataset import IdMap, SequenceData, Split
 from fave.data.download import sha256_file
 from fave.data.paths import resolve_data_dir
 from fave.data.preprocess import to_sequences
@@ -34,7 +35,10 @@ from fave.data.sources import (
 from fave.errors import FaveError
 from fave.io_utils import atomic_write
 
-__all__ = ["dataset_key", "fetch", "item_titles", "load_dataset", "processed_path"]
+if TYPE_CHECKING:  # pragma: no cover
+    from fave.config import RunConfig
+
+__all__ = ["dataset_key", "fetch", "item_titles", "load_dataset", "load_split", "processed_path"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,15 @@ def processed_path(label: str, source: Path, data_dir: Path, fmt: str, kcore: in
     }
     digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
     return data_dir / "processed" / f"{label}-{digest}.npz"
+
+
+def load_split(config: RunConfig, data_dir: str | Path | None = None) -> Split:
+    """The leave-one-out split of the data a run config names (``dataset`` and the ``data`` section)."""
+    d = config.data
+    data = load_dataset(
+        config.dataset, data_dir, fmt=d.format, kcore=d.kcore, min_user_interactions=d.min_user_interactions
+    )
+    return Split(data)
 
 
 def load_dataset(

@@ -24,8 +24,8 @@ import numpy as np
 from fave.errors import FaveError
 from fave.evaluation.metrics import hit_rate, ndcg
 from fave.io_utils import atomic_write
+from fave.rundir import RANKS
 
-RANKS = "ranks.npz"
 CORRECTION = "Holm-Bonferroni"
 
 

@@ -22,8 +22,8 @@ import torch
 from fave.data.dataset import IdMap
 from fave.errors import FaveError
 from fave.models.base import SeqRecModel
+from fave.rundir import load_run
 from fave.serving.scoring import Scorer
-from fave.training.checkpoint import load_run
 
 MAX_K = 1000  # the most recommendations one call returns (CLI --k and the HTTP k)
 MAX_SHOWN_ID = 60  # characters of an unknown id quoted back in an error

@@ -13,18 +13,19 @@ import numpy as np
 import torch
 import yaml
 
-from fave.config import SECTIONS, RunConfig, check_device, check_max_len
-from fave.data.dataset import SequenceData, Split
+from fave.config import SECTIONS, RunConfig, check_max_len, resolve_device
+from fave.data.dataset import Split
+from fave.data.load import load_split
 from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.evaluation.significance import save_ranks
-from fave.io_utils import atomic_write_json
 from fave.models.base import SeqRecModel
 from fave.models.registry import build_model
-from fave.training.checkpoint import (
-    BEST,
+from fave.rundir import (
     CONFIG,
     IDMAP,
+    LOG,
+    RUN_FILES,
     STATE,
     WEIGHTS,
     id_map_dict,
@@ -32,9 +33,12 @@ from fave.training.checkpoint import (
     read_config,
     save_config,
     save_id_map,
+    save_metrics,
     save_weights,
 )
 from fave.training.trainer import Trainer, validation_users
+
+__all__ = ["Logger", "evaluate_both", "fmt_metrics", "load_split", "resolve_device", "train_run"]
 
 PROTOCOL_NOTE = (
     "paper: all items 1..N ranked, history not removed (as the published numbers); "
@@ -44,7 +48,7 @@ PROTOCOL_NOTE = (
 
 @dataclass
 class Logger:
-    """Prints and appends to ``log.txt`` in the run directory."""
+    """Prints and appends to the run directory's ``log.txt``."""
 
     path: Path | None
     quiet: bool = False
@@ -55,30 +59,6 @@ class Logger:
         if self.path is not None:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
-
-
-def load_split(config: RunConfig, data_dir: str | None) -> Split:
-    from fave.data.load import load_dataset
-
-    d = config.data
-    data = load_dataset(
-        config.dataset, data_dir, fmt=d.format, kcore=d.kcore, min_user_interactions=d.min_user_interactions
-    )
-    return Split(data)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``train.device`` as a torch device; a GPU that is asked for but not visible is an error, not a fallback."""
-    check_device(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise FaveError(f"train.device={name} but no CUDA GPU is visible to torch; use --set device=cpu")
-        if (device.index or 0) >= torch.cuda.device_count():
-            raise FaveError(f"train.device={name} but only {torch.cuda.device_count()} GPU(s) are visible")
-    return device
 
 
 def evaluate_both(
@@ -110,8 +90,6 @@ def evaluate_both(
     return out
 
 
-# the files `fave train` writes into a run directory (what --overwrite deletes, nothing else)
-RUN_FILES = (CONFIG, IDMAP, WEIGHTS, BEST, STATE, "metrics.json", "log.txt", "ranks.npz")
 # config keys that may change when a run is resumed (where and how fast, not what is computed)
 RESUMABLE_CHANGES = {("train", "device"), ("train", "threads")}
 
@@ -189,7 +167,7 @@ def train_run(
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out)
         save_id_map(split.data.id_map, split.num_items, out)
-        log = Logger(out / "log.txt", quiet)
+        log = Logger(out / LOG, quiet)
         log(
             f"# {time.strftime('%Y-%m-%d %H:%M:%S')} model={config.model} dataset={config.dataset} seed={config.seed} "
             f"users={split.data.num_users} items={split.num_items}"
@@ -214,7 +192,7 @@ def train_run(
             "protocols": PROTOCOL_NOTE,
         }
     )
-    atomic_write_json(out / "metrics.json", metrics)
+    save_metrics(metrics, out)
     log(f"test paper  {fmt_metrics(metrics['test']['paper'])}")
     log(f"test masked {fmt_metrics(metrics['test']['masked'])}")
     return metrics
@@ -222,8 +200,3 @@ def train_run(
 
 def fmt_metrics(m: dict[str, float], keys: tuple[str, ...] = ("HR@10", "HR@20", "NDCG@10", "NDCG@20")) -> str:
     return " ".join(f"{k}={100 * m[k]:.2f}%" for k in keys)
-
-
-def data_summary(data: SequenceData) -> str:
-    s = data.stats()
-    return f"{s['dataset']}: {s['users']} users, {s['items']} items, {s['interactions']} interactions"

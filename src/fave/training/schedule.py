@@ -12,14 +12,14 @@ import math
 from fave.config import TrainConfig
 
 
-def lr_factor(t: TrainConfig, epoch: int, step: int, steps_per_epoch: int, epochs: int) -> float:
+def lr_factor(tc: TrainConfig, epoch: int, step: int, steps_per_epoch: int, epochs: int) -> float:
     """Multiplier of the stage's lr at ``step`` (0-based) of ``epoch`` (0-based) of ``epochs`` planned."""
-    if t.lr_schedule == "constant":
+    if tc.lr_schedule == "constant":
         return 1.0
-    if t.lr_schedule == "step":
-        return t.lr_gamma ** (epoch // t.lr_step_epochs)
+    if tc.lr_schedule == "step":
+        return tc.lr_gamma ** (epoch // tc.lr_step_epochs)
     progress = epoch + (step + 1) / max(1, steps_per_epoch)  # epochs done after this step, in (0, epochs]
-    if progress <= t.warmup_epochs:
-        return progress / t.warmup_epochs
-    span = max(1e-9, epochs - t.warmup_epochs)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - t.warmup_epochs) / span)))
+    if progress <= tc.warmup_epochs:
+        return progress / tc.warmup_epochs
+    span = max(1e-9, epochs - tc.warmup_epochs)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - tc.warmup_epochs) / span)))

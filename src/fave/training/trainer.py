@@ -27,7 +27,7 @@ from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.evaluation.metrics import KS
 from fave.models.base import SeqRecModel
-from fave.training.checkpoint import BEST, STATE, load_state, save_state, save_weights
+from fave.rundir import BEST, STATE, load_state, save_state, save_weights
 from fave.training.schedule import lr_factor
 
 
@@ -68,12 +68,12 @@ def adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> to
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
 
 
-def selection_keys(t: TrainConfig) -> list[str]:
+def selection_keys(tc: TrainConfig) -> list[str]:
     """The validation metrics that can make a checkpoint the best: ``select_metric``, or for ``any``
     every HR/NDCG@K (the authors' rule: better when any of them beats its own best)."""
-    if t.select_metric == "any":
+    if tc.select_metric == "any":
         return [f"{m}@{k}" for m in ("HR", "NDCG") for k in KS]
-    return [t.select_metric]
+    return [tc.select_metric]
 
 
 def update_best(metrics: dict[str, float], best: dict[str, float], keys: list[str]) -> bool:
@@ -84,9 +84,9 @@ def update_best(metrics: dict[str, float], best: dict[str, float], keys: list[st
     return bool(better)
 
 
-def validation_users(split: Split, t: TrainConfig) -> EvalSet:
-    """The users that select the model: all of them, or a fixed random ``t.val_users`` of them."""
-    return split.eval_set("valid").sample(t.val_users, t.eval_seed)
+def validation_users(split: Split, tc: TrainConfig) -> EvalSet:
+    """The users that select the model: all of them, or a fixed random ``tc.val_users`` of them."""
+    return split.eval_set("valid").sample(tc.val_users, tc.eval_seed)
 
 
 class Trainer:
@@ -111,16 +111,16 @@ class Trainer:
             )
 
     def validate(self) -> dict[str, dict[str, float]]:
-        t = self.config.train
-        users = validation_users(self.split, t)
-        res = evaluate(self.model, users, self.config.data.max_len, t.eval_batch_size, seed=t.eval_seed)
+        tc = self.config.train
+        users = validation_users(self.split, tc)
+        res = evaluate(self.model, users, self.config.data.max_len, tc.eval_batch_size, seed=tc.eval_seed)
         self.model.observe(self.split.train)
         return res.metrics
 
     def fit(self) -> TrainResult:
-        t = self.config.train
-        if t.threads > 0:
-            torch.set_num_threads(t.threads)
+        tc = self.config.train
+        if tc.threads > 0:
+            torch.set_num_threads(tc.threads)
         state_path = self.run_dir / STATE if self.run_dir else None
         state = load_state(state_path) if state_path else None
         result = TrainResult([StageResult(**s) for s in state["done"]] if state else [])
@@ -136,12 +136,12 @@ class Trainer:
             self.model.begin_stage(plan.name)
             self.model.observe(self.split.train)
             params = [p for p in self.model.parameters() if p.requires_grad]
-            wd = t.weight_decay if plan.weight_decay is None else plan.weight_decay
-            opt = adam(params, lr=t.lr * plan.lr_scale, weight_decay=wd)
-            epochs = plan.epochs if plan.epochs is not None else t.epochs
+            wd = tc.weight_decay if plan.weight_decay is None else plan.weight_decay
+            opt = adam(params, lr=tc.lr * plan.lr_scale, weight_decay=wd)
+            epochs = plan.epochs if plan.epochs is not None else tc.epochs
             start, best, best_epoch, bad, seconds, best_blob = 0, -math.inf, -1, 0, 0.0, None
             best_values: dict[str, float] = {}  # each selection metric's best so far
-            keys, shown = selection_keys(t), "NDCG@20" if t.select_metric == "any" else t.select_metric
+            keys, shown = selection_keys(tc), "NDCG@20" if tc.select_metric == "any" else tc.select_metric
             if state and si == state["stage"] and "optimizer" not in state:
                 self.model.load_state_dict(state["model"])  # previous stage finished
                 state = None
@@ -160,22 +160,22 @@ class Trainer:
                 state = None
             stopped, reason = False, "epochs"
             epoch = start - 1
-            if bad >= t.patience:  # interrupted after early stopping, before the stage was closed
+            if bad >= tc.patience:  # interrupted after early stopping, before the stage was closed
                 start = epochs
             bar = tqdm(total=epochs, initial=start, desc=plan.name, unit="epoch", disable=not self.progress)
             for epoch in range(start, epochs):
                 bar.update(1)
                 t0 = time.perf_counter()
-                left = t.time_budget_s - seconds if t.time_budget_s else float("inf")
+                left = tc.time_budget_s - seconds if tc.time_budget_s else float("inf")
                 loss_sum, parts_sum, n = self._train_epoch(opt, si, epoch, plan.name, left, epochs)
                 seconds += time.perf_counter() - t0
-                last = epoch + 1 == epochs or (t.time_budget_s and seconds >= t.time_budget_s)
-                if (epoch + 1) % t.eval_every and not last:
+                last = epoch + 1 == epochs or (tc.time_budget_s and seconds >= tc.time_budget_s)
+                if (epoch + 1) % tc.eval_every and not last:
                     continue
                 metrics = self.validate()
-                value = metrics[t.select_protocol][shown]
+                value = metrics[tc.select_protocol][shown]
                 bar.set_postfix_str(f"valid {shown}={value:.4f} best={max(best, value):.4f}")
-                if update_best(metrics[t.select_protocol], best_values, keys):
+                if update_best(metrics[tc.select_protocol], best_values, keys):
                     best, best_epoch, bad, best_blob = value, epoch, 0, _state_bytes(self.model)
                     if self.run_dir:
                         save_weights(self.model, self.run_dir / BEST)
@@ -184,15 +184,15 @@ class Trainer:
                 parts = " ".join(f"{k}={v / max(1, n):.4f}" for k, v in parts_sum.items())
                 self.log(
                     f"stage={plan.name} epoch={epoch + 1} loss={loss_sum / max(1, n):.4f} {parts} "
-                    f"valid_{t.select_protocol}_{shown}={value:.4f} best={best:.4f}@{best_epoch + 1} "
+                    f"valid_{tc.select_protocol}_{shown}={value:.4f} best={best:.4f}@{best_epoch + 1} "
                     f"time={seconds:.1f}s"
                 )
-                stopped = bad >= t.patience or bool(last)
+                stopped = bad >= tc.patience or bool(last)
                 if stopped:
-                    reason = "patience" if bad >= t.patience else "epochs" if epoch + 1 == epochs else "budget"
+                    reason = "patience" if bad >= tc.patience else "epochs" if epoch + 1 == epochs else "budget"
                     if reason == "budget" and bad == 0:
                         self.log(
-                            f"warning: stage {plan.name} ended by train.time_budget_s={t.time_budget_s:g} at epoch "
+                            f"warning: stage {plan.name} ended by train.time_budget_s={tc.time_budget_s:g} at epoch "
                             f"{epoch + 1} while validation was still improving; raise the budget or set it to 0"
                         )
                 if state_path:
@@ -217,7 +217,7 @@ class Trainer:
             bar.close()
             if best_blob is not None:
                 _restore(self.model, best_blob)
-            if start >= epochs and bad >= t.patience:
+            if start >= epochs and bad >= tc.patience:
                 reason = "patience"
             result.stages.append(
                 StageResult(plan.name, epoch + 1 if epochs else 0, seconds, best_epoch + 1, best, reason)
@@ -247,7 +247,7 @@ class Trainer:
     ) -> tuple[float, dict[str, float], int]:
         """One pass over the training batches; stops early once ``budget_s`` seconds are spent."""
         start = time.perf_counter()
-        cfg, t = self.config, self.config.train
+        cfg, tc = self.config, self.config.train
         seed = (cfg.seed * 1_000_003 + stage * 10_007 + epoch) % (2**31)
         torch.manual_seed(seed)  # a resumed epoch draws exactly what it would have drawn
         rng = np.random.default_rng(seed)
@@ -256,27 +256,27 @@ class Trainer:
             self.split.train,
             self.layout,
             cfg.data.max_len,
-            t.batch_size,
+            tc.batch_size,
             rng,
-            t.windows,
-            order_by=t.batch_order,
-            random_offsets=t.window_offset == "random",
+            tc.windows,
+            order_by=tc.batch_order,
+            random_offsets=tc.window_offset == "random",
         )
-        total = count_batches(self.split.train, self.layout, t.batch_size, cfg.data.max_len, t.windows)
+        total = count_batches(self.split.train, self.layout, tc.batch_size, cfg.data.max_len, tc.windows)
         base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
         for g, lr in zip(opt.param_groups, base_lrs, strict=True):
             g["initial_lr"] = lr  # the stage's lr, which the schedule scales
         loss_sum, parts_sum, n = 0.0, {}, 0
         bar = tqdm(batches, total=total, desc=f"{name} {epoch + 1}", leave=False, disable=not self.progress)
         for i, batch in enumerate(bar):
-            factor = lr_factor(t, epoch, i, total, epochs)
+            factor = lr_factor(tc, epoch, i, total, epochs)
             for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = lr * factor
             out = self.model.loss(batch.to(self.model.device))
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
-            if t.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], t.grad_clip)
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tc.grad_clip)
             opt.step()
             loss_sum += float(out.loss.detach())
             for k, v in out.parts.items():
