@@ -4,6 +4,9 @@ fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--se
 fave evaluate runs/fave [--save-ranks]
 fave recommend runs/fave --user 1 --k 10
 fave data fetch|prepare|stats ml-100k [--json]
+fave serve runs/fave [--data-dir D] [--max-batch 64] [--max-wait-ms 1]
+fave export runs/fave --format onnx --out runs/fave/model.onnx [--verify]
+fave loadtest runs/fave --out results/serving/NAME [--concurrency 1,4,16]
 """
 
 from __future__ import annotations
@@ -92,8 +95,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve top-K recommendations of a run over HTTP (needs fave[serve])")
     p.add_argument("run_dir")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch", type=int, default=64, help="most requests answered by one forward pass")
+    p.add_argument(
+        "--max-wait-ms", type=float, default=1.0, help="how long a first request waits for others to join its batch"
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    _add_data_dir(p)
+
+    p = sub.add_parser("export", help="write a run's inference graph as ONNX or TorchScript (ONNX needs fave[export])")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--out", required=True, help="file to write, e.g. runs/fave/model.onnx (+ a .json sidecar)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the exported top-10 against the library on every test user (needs the dataset)",
+    )
+    p.add_argument("--verify-out", default=None, help="write the verification (JSON + Markdown) to this path stem")
+    p.add_argument("--threads", type=int, default=0, help="torch/ONNX Runtime CPU threads (default: torch's)")
+    _add_data_dir(p)
+
+    p = sub.add_parser("loadtest", help="load-test `fave serve` on loopback: throughput and p50/p95/p99")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="path stem for the JSON + Markdown results, e.g. results/serving/x")
+    p.add_argument("--concurrency", default="1,4,16", help="comma-separated numbers of concurrent clients")
+    p.add_argument("--requests", type=int, default=2000, help="most requests per concurrency level")
+    p.add_argument("--seconds", type=float, default=20.0, help="most seconds per concurrency level")
+    p.add_argument("--max-batch", type=int, default=64)
+    p.add_argument("--max-wait-ms", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=0, help="the server's torch CPU threads (default: torch's)")
+    p.add_argument("--k", type=int, default=10)
     _add_data_dir(p)
 
     sub.add_parser("models", help="list the registered models")
@@ -200,16 +233,34 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from fave.serving.app import create_app
-    from fave.serving.recommender import Recommender
+    from fave.serving.app import serve
 
-    rec = Recommender.from_run(args.run_dir, args.data_dir)
-    app = create_app(rec, type(rec.model).__name__)
-    try:
-        import uvicorn
-    except ImportError:
-        raise FaveError("serving needs uvicorn: pip install 'fave[serve]'") from None
-    uvicorn.run(app, host=args.host, port=args.port)
+    serve(args.run_dir, args.data_dir, args.host, args.port, args.max_batch, args.max_wait_ms, args.threads)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from fave.serving.export import export_run, verify_export
+
+    if args.threads < 0:
+        raise FaveError(f"--threads {args.threads}: give a positive number of threads (0: torch's default)")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    meta = export_run(args.run_dir, args.format, args.out)
+    print(f"{args.format} graph written to {args.out} (inputs: {', '.join(meta['inputs'])}; sidecar {meta['sidecar']})")
+    if args.verify:
+        report = verify_export(args.run_dir, args.out, args.format, args.data_dir, args.verify_out)
+        print(report["summary"])
+        return 0 if report["identical_top10"] == report["users"] else 1
+    return 0
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    from fave.serving.loadtest import run_loadtest
+
+    print(run_loadtest(args))
     return 0
 
 
@@ -229,6 +280,8 @@ COMMANDS = {
     "models": cmd_models,
     "report": cmd_report,
     "serve": cmd_serve,
+    "export": cmd_export,
+    "loadtest": cmd_loadtest,
     **BENCH_COMMANDS,
 }
 

@@ -16,7 +16,9 @@ def attention_mask(history: Tensor, causal: bool, hide_padding: bool = True) -> 
     ``hide_padding`` is False, as in the authors' code); every position may see itself, so
     rows of padding never attend to nothing (no NaN)."""
     B, L = history.shape
-    keys = (history > 0)[:, None, None, :] | (not hide_padding)  # [B, 1, 1, L]
+    keys = (history > 0)[:, None, None, :]  # [B, 1, 1, L]
+    if not hide_padding:
+        keys = torch.ones_like(keys)  # (a tensor op, not `| bool`: TorchScript traces it)
     eye = torch.eye(L, dtype=torch.bool, device=history.device)
     if causal:
         tril = torch.ones(L, L, dtype=torch.bool, device=history.device).tril()
