@@ -24,9 +24,9 @@ from fave.data.batching import Batch
 from fave.errors import FaveError
 from fave.io_utils import atomic_write, atomic_write_json, atomic_write_text
 from fave.models.base import SeqRecModel
+from fave.rundir import load_run
 from fave.serving.recommender import Recommender
 from fave.serving.scoring import Scorer
-from fave.training.checkpoint import load_run
 
 FORMATS = ("onnx", "torchscript")
 VERIFY_K = 10
@@ -182,7 +182,7 @@ def verify_export(
     repeats: int = 300,
 ) -> dict[str, Any]:
     """Top-10 of the exported graph against the library's for every test user, and both latencies."""
-    from fave.training.run import load_split
+    from fave.data.load import load_split
 
     rec = Recommender.from_run(run_dir, data_dir)
     _, config, _ = load_run(run_dir)

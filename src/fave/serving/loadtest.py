@@ -27,8 +27,8 @@ import numpy as np
 
 from fave.errors import FaveError
 from fave.io_utils import atomic_write_json, atomic_write_text
+from fave.rundir import read_config, read_id_map
 from fave.serving.recommender import MAX_K
-from fave.training.checkpoint import read_config, read_id_map
 
 HOST = "127.0.0.1"  # loopback only
 WARMUP = 30  # requests before the first level, not counted
@@ -61,7 +61,7 @@ def workload(run_dir: str, data_dir: str | None, n: int = 2000) -> tuple[list[li
     id_map, _ = read_id_map(Path(run_dir))
     max_len = config.data.max_len
     try:
-        from fave.training.run import load_split
+        from fave.data.load import load_split
 
         test = load_split(config, data_dir).eval_set("test")
         histories = [[id_map.raw_item(int(i)) for i in h[-max_len:]] for h in test.inputs]
