@@ -14,12 +14,13 @@ __version__ = "0.1.0"
 __all__ = ["load", "__version__"]
 
 
-def load(run_dir: str, data_dir: str | None = None) -> Recommender:
+def load(run_dir: str, data_dir: str | None = None, onnx: str | None = None) -> Recommender:
     """A trained run directory as a :class:`~fave.serving.recommender.Recommender` (raw ids in and out).
 
     The run directory alone suffices; ``data_dir`` (or the default data cache, when the dataset is
-    there) adds the users' histories for ``recommend_user`` and the popularity fallback.
+    there) adds the users' histories for ``recommend_user`` and the popularity fallback; ``onnx``
+    (the run's ``fave export --format onnx`` file) scores with ONNX Runtime instead of torch eager.
     """
     from fave.serving.recommender import load as _load
 
-    return _load(run_dir, data_dir)
+    return _load(run_dir, data_dir, onnx)

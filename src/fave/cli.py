@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-wait-ms", type=float, default=1.0, help="how long a first request waits for others to join its batch"
     )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--onnx", default=None, help="score with this `fave export --format onnx` file (ONNX Runtime)")
     _add_data_dir(p)
 
     p = sub.add_parser("export", help="write a run's inference graph as ONNX or TorchScript (ONNX needs fave[export])")
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--verify-out", default=None, help="write the verification (JSON + Markdown) to this path stem")
     p.add_argument("--threads", type=int, default=0, help="torch/ONNX Runtime CPU threads (default: torch's)")
+    p.add_argument("--compile", action="store_true", help="with --verify: time torch.compile of the graph too")
     _add_data_dir(p)
 
     p = sub.add_parser("loadtest", help="load-test `fave serve` on loopback: throughput and p50/p95/p99")
@@ -127,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-wait-ms", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=0, help="the server's torch CPU threads (default: torch's)")
     p.add_argument("--k", type=int, default=10)
+    p.add_argument("--onnx", default=None, help="the server scores with this ONNX export of the run")
     _add_data_dir(p)
 
     sub.add_parser("models", help="list the registered models")
@@ -235,7 +238,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from fave.serving.app import serve
 
-    serve(args.run_dir, args.data_dir, args.host, args.port, args.max_batch, args.max_wait_ms, args.threads)
+    serve(args.run_dir, args.data_dir, args.host, args.port, args.max_batch, args.max_wait_ms, args.threads, args.onnx)
     return 0
 
 
@@ -251,7 +254,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     meta = export_run(args.run_dir, args.format, args.out)
     print(f"{args.format} graph written to {args.out} (inputs: {', '.join(meta['inputs'])}; sidecar {meta['sidecar']})")
     if args.verify:
-        report = verify_export(args.run_dir, args.out, args.format, args.data_dir, args.verify_out)
+        import shlex
+
+        command = ["fave", "export", args.run_dir, "--format", args.format, "--out", args.out, "--verify"]
+        options = {"--verify-out": args.verify_out, "--threads": args.threads, "--data-dir": args.data_dir}
+        command += [x for flag, value in options.items() if value for x in (flag, str(value))]
+        command += ["--compile"] if args.compile else []
+        report = verify_export(
+            args.run_dir,
+            args.out,
+            args.format,
+            args.data_dir,
+            args.verify_out,
+            compare_compile=args.compile,
+            command=shlex.join(command),
+        )
         print(report["summary"])
         return 0 if report["identical_top10"] == report["users"] else 1
     return 0

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+import fave
 from fave.cli import main
 from fave.data.dataset import IdMap
 from fave.errors import FaveError
 from fave.models.registry import build_model
-from fave.serving.export import Exported, exported_inputs, inference_graph, top_k
+from fave.serving.export import Exported, export_run, exported_inputs, inference_graph, top_k
 from fave.serving.recommender import Recommender
 from fave.serving.scoring import Scorer
 
@@ -27,6 +28,8 @@ def check_cli_export(tiny_run, tmp_path, capsys, fmt: str) -> None:
     assert main([*argv, "--verify-out", str(stem)]) == 0, capsys.readouterr()
     report = json.loads((tmp_path / "verify.json").read_text())
     assert report["identical_top10"] == report["users"] == 20 and report["max_abs_score_diff"] < 1e-4
+    assert all(report["same_top10_as_eager_on_50_histories"].values()) and fmt in report["batch1_recommend"]
+    assert report["command"].startswith(f"fave export {run} --format {fmt}")
     meta = json.loads((tmp_path / f"model.{fmt}.json").read_text())
     assert meta["inputs"] == ["history", "column", "keep"] and len(meta["items"]) == meta["num_items"]
     assert "identical top-10 for 20/20" in capsys.readouterr().out
@@ -45,6 +48,24 @@ def test_onnx_export_gives_the_library_top10_and_the_doc_example_serves_it(tiny_
     exec(compile(code.replace("runs/fave/model.onnx", str(tmp_path / "model.onnx")), "serving.md", "exec"), namespace)
     top = namespace["recommend"](["1", "7", "50"], k=5)
     assert len(top) == 5 and not {"1", "7", "50"} & {i for i, _ in top}
+
+
+def test_the_library_scores_with_onnx_runtime(tiny_run, tmp_path) -> None:
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    run, _, data_dir = tiny_run
+    path = tmp_path / "model.onnx"
+    export_run(run, "onnx", path)
+    eager, fast = fave.load(str(run)), fave.load(str(run), onnx=str(path))
+    histories = [["1", "7", "50"], ["2"], [str(i) for i in range(1, 40)]]
+    for h, got in zip(histories, fast.recommend_batch(histories, k=5), strict=True):
+        want = eager.recommend(h, k=5)
+        assert [i for i, _ in got] == [i for i, _ in want]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-4, atol=1e-5)
+    meta = json.loads(Path(str(path) + ".json").read_text())
+    Path(str(path) + ".json").write_text(json.dumps({**meta, "items": meta["items"][::-1]}))
+    with pytest.raises(FaveError, match="not exported from this run"):
+        fave.load(str(run), onnx=str(path))
 
 
 def test_a_deterministic_model_exports_history_to_scores(tmp_path) -> None:

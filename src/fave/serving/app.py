@@ -225,15 +225,14 @@ def serve(
     max_batch: int = 64,
     max_wait_ms: float = 1.0,
     threads: int = 0,
+    onnx: str | None = None,
 ) -> None:
     """``fave serve``: load the run, then run uvicorn until SIGINT/SIGTERM (graceful: in-flight
-    and queued requests are answered, for at most 10 s)."""
+    and queued requests are answered, for at most 10 s). ``onnx``: score with that export."""
     if not 0 <= port <= 65535:
         raise FaveError(f"--port {port}: a port is between 0 and 65535")
     if threads < 0:
         raise FaveError(f"--threads {threads}: give a positive number of threads (0: torch's default)")
-    rec = Recommender.from_run(run_dir, data_dir)
-    app = create_app(rec, type(rec.model).__name__, max_batch=max_batch, max_wait_ms=max_wait_ms)
     try:
         import uvicorn
     except ImportError:
@@ -241,12 +240,15 @@ def serve(
     if threads:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads)  # before loading: ONNX Runtime takes the same count
+    rec = Recommender.from_run(run_dir, data_dir, onnx)
+    app = create_app(rec, type(rec.model).__name__, max_batch=max_batch, max_wait_ms=max_wait_ms)
     fallback = "on" if rec.popularity is not None else "off (no data: start with --data-dir)"
     users = f"{len(rec.histories)} users" if rec.histories else "no user histories"
+    engine = f"ONNX Runtime {onnx}" if onnx else "torch eager"
     print(
-        f"fave serve: {type(rec.model).__name__} ({rec.scorer.kind} scoring), {users}, popularity fallback {fallback}, "
-        f"max batch {max_batch}, max wait {max_wait_ms} ms, on http://{host}:{port}",
+        f"fave serve: {type(rec.model).__name__} ({rec.scorer.kind} scoring, {engine}), {users}, "
+        f"popularity fallback {fallback}, max batch {max_batch}, max wait {max_wait_ms} ms, on http://{host}:{port}",
         flush=True,
     )
     config = uvicorn.Config(app, host=host, port=port, access_log=False, timeout_graceful_shutdown=10)

@@ -83,6 +83,8 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     cmd += ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--threads", str(args.threads)]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
+    if args.onnx:
+        cmd += ["--onnx", args.onnx]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -177,6 +179,8 @@ def command_line(args: argparse.Namespace) -> str:
     parts += ["--max-wait-ms", str(args.max_wait_ms), "--threads", str(args.threads), "--k", str(args.k)]
     if args.data_dir:
         parts += ["--data-dir", args.data_dir]
+    if args.onnx:
+        parts += ["--onnx", args.onnx]
     return shlex.join(parts)
 
 
@@ -230,7 +234,7 @@ def run_loadtest(args: argparse.Namespace) -> str:
     finally:
         log = stop_server(proc)
     first = log.strip().splitlines()[0] if log.strip() else ""
-    scoring = re.search(r"\(([^)]*scoring)\)", first)
+    scoring = re.search(r"\(([^)]*scoring[^)]*)\)", first)
     report = {
         "command": command_line(args),
         "commit": _git_commit(),

@@ -23,7 +23,7 @@ from fave.data.dataset import IdMap
 from fave.errors import FaveError
 from fave.models.base import SeqRecModel
 from fave.rundir import load_run
-from fave.serving.scoring import Scorer
+from fave.serving.scoring import Runtime, Scorer
 
 MAX_K = 1000  # the most recommendations one call returns (CLI --k and the HTTP k)
 MAX_SHOWN_ID = 60  # characters of an unknown id quoted back in an error
@@ -69,18 +69,25 @@ class Recommender:
         histories: dict[str, list[int]] | None = None,
         titles: dict[str, str] | None = None,
         seed: int = 12345,
+        runtime: Runtime | None = None,
     ) -> None:
         self.seed = seed  # fixes the random draws of generative models (anchor mask, noise)
         self.model, self.id_map, self.max_len = model.eval(), id_map, max_len
         self.item_index = id_map.item_index()
         self.histories = histories or {}
         self.titles = titles or {}
-        self.scorer = Scorer(self.model, max_len, seed)
+        self.scorer = Scorer(self.model, max_len, seed, runtime)
         self.popularity = self._popularity()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, data_dir: str | None = None) -> Recommender:
+    def from_run(cls, run_dir: str | Path, data_dir: str | None = None, onnx: str | Path | None = None) -> Recommender:
+        """``onnx``: a file `fave export RUN --format onnx` wrote for this run, run with ONNX Runtime."""
         model, config, id_map = load_run(run_dir)
+        runtime = None
+        if onnx is not None:
+            from fave.serving.export import load_runtime
+
+            runtime = load_runtime(onnx, config, id_map, model)
         histories, titles = {}, {}
         try:  # the users' full sequences (for `recommend --user`), when the data is at hand
             from fave.data.load import item_titles, load_dataset
@@ -97,7 +104,7 @@ class Recommender:
             titles = item_titles(config.dataset, data_dir) or {}
         except FaveError:
             pass
-        return cls(model, id_map, config.data.max_len, histories, titles, config.train.eval_seed)
+        return cls(model, id_map, config.data.max_len, histories, titles, config.train.eval_seed, runtime)
 
     def _popularity(self) -> np.ndarray | None:
         """Interaction counts per item [N] (the empty-history fallback), when known: the users'
@@ -207,7 +214,8 @@ class Recommender:
         return "\n".join(lines)
 
 
-def load(run_dir: str | Path, data_dir: str | None = None) -> Recommender:
+def load(run_dir: str | Path, data_dir: str | None = None, onnx: str | Path | None = None) -> Recommender:
     """A trained run as a :class:`Recommender`; the run directory alone suffices (``data_dir``
-    adds the users' histories for ``recommend_user`` and the empty-history popularity fallback)."""
-    return Recommender.from_run(run_dir, data_dir)
+    adds the users' histories for ``recommend_user`` and the empty-history popularity fallback;
+    ``onnx``, the run's `fave export` file, scores with ONNX Runtime: same top-K, lower latency)."""
+    return Recommender.from_run(run_dir, data_dir, onnx)

@@ -18,6 +18,7 @@ library's deterministic answer for that seed, unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,11 +92,18 @@ class OneStepAnchor(torch.nn.Module):
         return x_1 @ self.net.items.T
 
 
-class Scorer:
-    """``histories (internal ids, any lengths) -> scores [B, N]``, batch-independent per history."""
+Runtime = Callable[..., np.ndarray]  # an exported graph: the graph's inputs (numpy) -> scores [B, N]
 
-    def __init__(self, model: SeqRecModel, max_len: int, seed: int) -> None:
-        self.model, self.max_len, self.seed = model.eval(), max_len, seed
+
+class Scorer:
+    """``histories (internal ids, any lengths) -> scores [B, N]``, batch-independent per history.
+
+    ``runtime``: the exported graph of this model (:class:`fave.serving.export.Exported`, e.g.
+    ONNX Runtime) to run instead of torch eager; same inputs, same draws, same top-K.
+    """
+
+    def __init__(self, model: SeqRecModel, max_len: int, seed: int, runtime: Runtime | None = None) -> None:
+        self.model, self.max_len, self.seed, self.runtime = model.eval(), max_len, seed, runtime
         if is_one_step_anchor(model):
             self.kind = "one-step"
             self.graph = OneStepAnchor(model).eval()
@@ -105,6 +113,8 @@ class Scorer:
             self.kind = "batched"
         else:
             self.kind = "per-history"
+        if runtime is not None and self.kind == "per-history":
+            raise ValueError(f"{type(model).__name__} has no exported graph to run")
 
     def pad(self, histories: list[np.ndarray]) -> Tensor:
         """Left-padded [B, L] with L the longest (truncated) history, not max_len."""
@@ -121,9 +131,13 @@ class Scorer:
                 return self._by_width(histories)
             history = self.pad(histories)
             d = self.draws(histories, history.shape[1])
+            if self.runtime is not None:
+                return torch.from_numpy(self.runtime(history.numpy(), d.column.numpy(), d.keep.numpy()))
             return self.graph(history, d.column, d.keep).float()
         if self.kind == "batched":
             history = self.pad(histories)
+            if self.runtime is not None:
+                return torch.from_numpy(self.runtime(history.numpy()))
             return self.model.score_all(Batch(history=history, user=torch.zeros(len(history), dtype=torch.long)))
         return self._per_history(histories)
 
