@@ -2,7 +2,8 @@
 # The commands behind results/. Each block is idempotent (finished runs are skipped), so the
 # script can be rerun after an interruption. One training at a time (2-core machine).
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
-#     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer | report
+#     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
+#     | switches | sasrec-beauty-loss | report
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -175,6 +176,27 @@ PY
     done
     $F report "$R"/*-seed* --out "results/gpu-$D" --command "SEEDS='${SEEDS:-0}' DATASET=$D bash scripts/reproduce.sh gpu-train" \
       --title "$D on a GPU: the CPU recipes without their CPU budget, and FAVE's paper recipe" ;;
+  switches)  # issue 13: FAVE Stage 1 on ML-100k, one change at a time, 20 epochs (no wall-clock budget), one thread
+    S=(--model fave --dataset ml-100k --set stage=1 --set time_budget_s=0 --set stage1_epochs=20 --set patience=100
+       --set threads=1)
+    C=(--set lr_schedule=cosine --set warmup_epochs=1)
+    R=runs/ml-100k-switches
+    train "$R/constant-seed0" "${S[@]}" --seed 0
+    for s in 0 1 2; do train "$R/cosine-seed$s" "${S[@]}" "${C[@]}" --seed "$s"; done
+    train "$R/cosine-offsets-seed0" "${S[@]}" "${C[@]}" --seed 0 --set window_offset=random
+    train "$R/cosine-authors-init-norm-seed0" "${S[@]}" "${C[@]}" --seed 0 --set item_init_std=1.0 --set recon_norm=all
+    $F report "$R"/*-seed* --out results/ml-100k-switches --command "bash scripts/reproduce.sh switches" \
+      --title "ML-100k: FAVE Stage 1, the training switches one at a time (20 epochs, validation and test)" ;;
+  sasrec-beauty-loss)  # issue 13/14: SASRec on Beauty, sampled softmax against the full one, to early stopping
+    L=(--model sasrec --dataset beauty --seed 0 --set threads=1 --set time_budget_s=0 --set epochs=200
+       --set eval_every=3 --set patience=6 --set batch_size=128)
+    R=runs/beauty-sasrec-loss
+    train "$R/sampled512-seed0" "${L[@]}" --set params.loss=sampled --set params.negatives=512
+    train "$R/sampled2048-popularity-seed0" "${L[@]}" --set params.loss=sampled --set params.negatives=2048 \
+      --set params.sampler=popularity
+    $F report "$R"/*-seed* runs/beauty/sasrec-seed0 --out results/beauty-sasrec-loss \
+      --command "bash scripts/reproduce.sh sasrec-beauty-loss" \
+      --title "Beauty: SASRec with sampled softmax (seed 0) beside the full-softmax CPU recipe" ;;
   report)
     $F report runs/ml-100k/*-seed* --out results/ml-100k --title "ML-100k: every model (Table 1)" \
       --command "bash scripts/reproduce.sh ml-100k; bash scripts/reproduce.sh baselines; bash scripts/reproduce.sh table1"
