@@ -7,6 +7,8 @@ fave data fetch|prepare|stats ml-100k [--json]
 fave serve runs/fave [--data-dir D] [--max-batch 64] [--max-wait-ms 0]
 fave export runs/fave --format onnx --out runs/fave/model.onnx [--verify]
 fave loadtest runs/fave --out results/serving/NAME [--concurrency 1,4,16]
+fave figure trajectories RUN_FAVE RUN_FMREC --out results/figures/trajectories
+fave figure priors RUN_FAVE --out results/figures/prior-distribution
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 def _add_set(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def _add_figure_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="path stem: writes OUT.png, OUT.json and OUT.md")
+    p.add_argument("--seed", type=int, default=0, help="seed of the users drawn and of the priors' draws")
+    p.add_argument("--eval-users", type=int, default=0, help="test users behind the distances (default 0: all)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    _add_data_dir(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--onnx", default=None, help="the server scores with this ONNX export of the run")
     _add_data_dir(p)
+
+    p = sub.add_parser("figure", help="draw a paper figure (PNG + JSON + Markdown; needs fave[plot])")
+    figs = p.add_subparsers(dest="figure", required=True)
+    f = figs.add_parser("trajectories", help="Figure 3: FAVE's one step and FMRec's Euler steps, t-SNE + distances")
+    f.add_argument("fave_run")
+    f.add_argument("fmrec_run")
+    f.add_argument("--users", type=int, default=5, help="test users drawn in the panels (default 5)")
+    f.add_argument("--background", type=int, default=300, help="other item embeddings shown in grey (default 300)")
+    _add_figure_args(f)
+    f = figs.add_parser("priors", help="Figure 4: Gaussian noise, the anchor prior and the targets, t-SNE + distances")
+    f.add_argument("fave_run")
+    f.add_argument("--points", type=int, default=300, help="test users drawn in the map (default 300)")
+    _add_figure_args(f)
 
     sub.add_parser("models", help="list the registered models")
     add_bench_parser(sub)
@@ -282,6 +306,54 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figure(args: argparse.Namespace) -> int:
+    import shlex
+
+    if args.threads < 0:
+        raise FaveError(f"--threads {args.threads}: give a positive number of threads (0: torch's default)")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    common = ["--out", args.out, "--seed", str(args.seed)]
+    common += ["--eval-users", str(args.eval_users)] if args.eval_users else []
+    common += ["--threads", str(args.threads)] if args.threads else []
+    if args.figure == "trajectories":
+        from fave.figures.trajectories import run_trajectories, write_trajectories
+
+        command = ["fave", "figure", "trajectories", args.fave_run, args.fmrec_run, *common]
+        command += ["--users", str(args.users), "--background", str(args.background)]
+        result = run_trajectories(
+            args.fave_run,
+            args.fmrec_run,
+            users=args.users,
+            seed=args.seed,
+            eval_users=args.eval_users,
+            background=args.background,
+            batch_size=args.batch_size,
+            data_dir=args.data_dir,
+            command=shlex.join(command),
+        )
+        paths = write_trajectories(result, args.out)
+    else:
+        from fave.figures.priors import run_priors, write_priors
+
+        command = ["fave", "figure", "priors", args.fave_run, *common, "--points", str(args.points)]
+        result = run_priors(
+            args.fave_run,
+            points=args.points,
+            seed=args.seed,
+            eval_users=args.eval_users,
+            batch_size=args.batch_size,
+            data_dir=args.data_dir,
+            command=shlex.join(command),
+        )
+        paths = write_priors(result, args.out)
+    print(paths[2].read_text(encoding="utf-8"))
+    print("written: " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from fave.models.registry import MODELS
 
@@ -300,6 +372,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "export": cmd_export,
     "loadtest": cmd_loadtest,
+    "figure": cmd_figure,
     **BENCH_COMMANDS,
 }
 

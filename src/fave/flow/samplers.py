@@ -23,3 +23,15 @@ def euler_x1(fn: X1Fn, x_0: Tensor, steps: int) -> Tensor:
 def one_step(fn: X1Fn, x_0: Tensor) -> Tensor:
     """FAVE eq. 25: ``x_1 = x_0 + u(x_0, 0, 1) = f(x_0, 0, 1)``: one network call."""
     return fn(x_0, torch.zeros(x_0.shape[0], device=x_0.device))
+
+
+def euler_x1_states(fn: X1Fn, x_0: Tensor, steps: int) -> Tensor:
+    """Every state of :func:`euler_x1`: ``[steps + 1, B, D]``, row k at ``t = k / steps``
+    (row 0 is ``x_0``, the last row is :func:`euler_x1`'s result, computed the same way)."""
+    states = [x_0]
+    x = x_0
+    for k in range(steps):
+        t = torch.full((x_0.shape[0],), k / steps, device=x_0.device)
+        x = x + (fn(x, t) - x_0) / steps
+        states.append(x)
+    return torch.stack(states)
