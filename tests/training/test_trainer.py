@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -38,7 +37,7 @@ def config(epochs: int = 4, seed: int = 0, **train) -> RunConfig:
         seed=seed,
         data=DataConfig(max_len=8),
         train=TrainConfig(epochs=epochs, **train),
-        params=asdict(SASRec.Config(hidden=16, heads=2, layers=1, dropout=0.2, max_len=8)),  # fully resolved
+        params=SASRec.Config(hidden=16, heads=2, layers=1, dropout=0.2, max_len=8),  # fully resolved
     )
 
 
