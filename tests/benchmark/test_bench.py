@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from fave.benchmark.bench import run_bench
+from fave.benchmark.bench import BenchSettings, run_bench
 from fave.benchmark.cli import COMMANDS, add_bench_parser
 from fave.benchmark.floor import FloorScorer
 from fave.benchmark.flops import count_flops
@@ -111,12 +111,7 @@ def test_bench_on_a_tiny_dataset(tmp_path) -> None:
         models,
         split.eval_set("test"),
         10,
-        batch_sizes=(4, 8),
-        latency_users=6,
-        warmup=1,
-        repeats=2,
-        flop_users=None,
-        dataset="ml-100k",
+        BenchSettings(batch_sizes=(4, 8), latency_users=6, warmup=1, repeats=2, flop_users=None, dataset="ml-100k"),
     )
     assert set(res) == {"meta", "models"}
     assert list(res["models"]) == ["fave", "fmrec", "floor"]
