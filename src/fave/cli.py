@@ -4,7 +4,7 @@ fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--se
 fave evaluate runs/fave [--save-ranks]
 fave recommend runs/fave --user 1 --k 10
 fave data fetch|prepare|stats ml-100k [--json]
-fave serve runs/fave [--data-dir D] [--max-batch 64] [--max-wait-ms 1]
+fave serve runs/fave [--data-dir D] [--max-batch 64] [--max-wait-ms 0]
 fave export runs/fave --format onnx --out runs/fave/model.onnx [--verify]
 fave loadtest runs/fave --out results/serving/NAME [--concurrency 1,4,16]
 fave experiment experiments/ml-100k.yaml [--seeds 0 1 2] [--dry-run]
@@ -45,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p, "override a config key, e.g. --set epochs=1 --set params.alpha=0.2")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace a run of another model/config already in --out"
-    )
+    p.add_argument("--overwrite", action="store_true", help="replace a run of another model/config already in --out")
     _add_data_dir(p)
 
     p = sub.add_parser("evaluate", help="re-evaluate a trained run on its dataset")
@@ -101,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch", type=int, default=64, help="most requests answered by one forward pass")
     p.add_argument(
-        "--max-wait-ms", type=float, default=1.0, help="how long a first request waits for others to join its batch"
+        "--max-wait-ms",
+        type=float,
+        default=0.0,
+        help="how long a first request waits for others to join its batch (0: take what is queued)",
     )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--onnx", default=None, help="score with this `fave export --format onnx` file (ONNX Runtime)")
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=2000, help="most requests per concurrency level")
     p.add_argument("--seconds", type=float, default=20.0, help="most seconds per concurrency level")
     p.add_argument("--max-batch", type=int, default=64)
-    p.add_argument("--max-wait-ms", type=float, default=1.0)
+    p.add_argument("--max-wait-ms", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=0, help="the server's torch CPU threads (default: torch's)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--onnx", default=None, help="the server scores with this ONNX export of the run")

@@ -91,9 +91,12 @@ def test_unknown_switch_value_is_a_clear_error() -> None:
         net(positions="sinusoid")
 
 
+@pytest.mark.parametrize("decoder_output", ["linear", "tied"])
 @pytest.mark.parametrize("norm", ["selected", "all"])
-def test_gathered_reconstruction_is_the_balanced_mse_on_the_entries_it_draws(norm: str) -> None:
-    m = net(recon="gathered", recon_norm=norm).eval()
+def test_gathered_reconstruction_is_the_balanced_mse_on_the_entries_it_draws(norm: str, decoder_output: str) -> None:
+    m = net(recon="gathered", recon_norm=norm, decoder_output=decoder_output).eval()
+    if decoder_output == "tied":  # a nonzero item bias, so that the test sees it gathered
+        torch.nn.init.normal_(m.decoder_bias, 0.0, 0.5)
     h = history()
     B, L = h.shape
     h_mid = torch.randn(B, L, 16, generator=torch.Generator().manual_seed(3))
@@ -121,3 +124,34 @@ def test_sampled_target_ce_runs_on_every_flow_model_config() -> None:
     assert torch.isfinite(m.target_ce(f, target))
     full, chunked = net(), net(ce_loss="chunked")
     assert chunked.target_ce(f, target).item() == pytest.approx(full.target_ce(f, target).item(), rel=1e-6)
+
+
+def test_tied_decoder_scores_against_the_item_embeddings_and_does_not_grow_as_d2_x_n() -> None:
+    m = net(decoder_output="tied")
+    assert m.decoder[-1].weight.shape == (16, 8)  # d2 -> D, not d2 -> N
+    assert m.decoder_bias.shape == (N,)
+    h = torch.randn(3, 16)
+    z = m.decoder(h)  # [B, D]
+    assert m.decode(h).shape == (3, N)
+    assert torch.allclose(m.decode(h), z @ m.items.T + m.decoder_bias, atol=1e-6)
+
+    def size(n: int, output: str) -> int:
+        c = BackboneConfig(hidden=16, heads=2, layers=2, decoder_hidden=(8, 8), max_len=8, decoder_output=output)
+        return sum(p.numel() for p in FlowBackbone(c, n, False).parameters())
+
+    assert size(300, "tied") - size(30, "tied") == 270 * (16 + 1)  # embeddings and item biases only
+    assert size(300, "linear") - size(30, "linear") == 270 * (16 + 8 + 1)  # + a d2-wide row per item
+
+
+def test_linear_decoder_state_dict_is_unchanged_by_the_tied_option() -> None:
+    keys = set(net().state_dict())
+    assert "decoder_bias" not in keys and net().decoder[-1].weight.shape == (N, 8)
+    assert keys | {"decoder_bias"} == set(net(decoder_output="tied").state_dict())
+
+
+def test_entries_of_the_tied_decoder_equal_its_full_output() -> None:
+    m = net(decoder_output="tied")
+    torch.nn.init.normal_(m.decoder_bias, 0.0, 0.5)
+    h = torch.randn(3, 16)
+    rows, items = torch.tensor([0, 0, 2, 1]), torch.tensor([1, 30, 7, 7])
+    assert torch.allclose(m.decode_entries(h, rows, items), m.decode(h)[rows, items - 1], atol=1e-6)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from fave.data.batching import Batch
 from fave.errors import FaveError
+from fave.models.catalog import AUTO, resolve_config
 from fave.models.losses import LOSSES, SAMPLERS, next_item_ce, popularity_log_q
 
 
@@ -55,6 +56,8 @@ class SeqRecModel(nn.Module):
         super().__init__()
         self.config = config
         self.num_items = num_items
+        #: log lines about choices made for this catalog (``auto`` keys, :mod:`fave.models.catalog`)
+        self.notes: list[str] = resolve_config(config, num_items)
 
     # -- training --------------------------------------------------------------------
     def loss(self, batch: Batch) -> LossOutput:
@@ -101,7 +104,9 @@ def at_targets(batch: Batch, *states: Tensor) -> tuple[Tensor, ...]:
 class SoftmaxConfig:
     """How a tied-embedding model's next-item cross-entropy covers the catalog (:mod:`fave.models.losses`)."""
 
-    loss: str = "full"  # full softmax | sampled (negatives shared by the batch, logQ-corrected) | chunked (exact)
+    # full softmax | sampled (negatives shared by the batch, logQ-corrected) | chunked (exact);
+    # auto: full up to fave.models.catalog.LARGE_CATALOG items, sampled above
+    loss: str = AUTO
     negatives: int = 256  # sampled: negatives per batch
     sampler: str = "uniform"  # sampled: uniform | popularity (training counts)
     ce_chunk: int = 4096  # chunked: rows of [rows, N] logits held at a time
@@ -122,7 +127,7 @@ class TiedEmbeddingModel(SeqRecModel):
     def __init__(self, config: Any, num_items: int) -> None:
         super().__init__(config, num_items)
         if isinstance(config, SoftmaxConfig):
-            for name, allowed in (("loss", LOSSES), ("sampler", SAMPLERS)):
+            for name, allowed in (("loss", (AUTO, *LOSSES)), ("sampler", SAMPLERS)):
                 if getattr(config, name) not in allowed:
                     raise FaveError(f"params.{name}={getattr(config, name)!r}; allowed: {', '.join(allowed)}")
             if config.negatives < 1 or config.ce_chunk < 1:

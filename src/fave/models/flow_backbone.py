@@ -25,7 +25,10 @@ from torch import Tensor, nn
 
 from fave.errors import FaveError
 from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights, sinusoidal
+from fave.models.catalog import AUTO, resolve_config
 from fave.models.losses import LOSSES, next_item_ce
+
+DECODER_OUTPUTS = ("linear", "tied")
 
 
 @dataclass
@@ -48,10 +51,12 @@ class BackboneConfig:
     emb_dropout_order: str = "after_norm"  # after_norm | before_norm (public code: dropout, then LayerNorm)
     positions: str = "rotary"  # rotary (public FAVE) | learned | none (public FMRec, DiffuRec)
     padding_keys: str = "hidden"  # hidden | visible (public code: padding keys are attended to)
-    # Cost that does not grow with the catalog (fave.models.losses):
-    ce_loss: str = "full"  # target-side CE: full softmax | sampled (ce_negatives shared, logQ) | chunked (exact)
+    # Cost that does not grow with the catalog (fave.models.losses); auto: the first choice up to
+    # fave.models.catalog.LARGE_CATALOG items, the bounded one (sampled, gathered, tied) above:
+    ce_loss: str = AUTO  # target-side CE: full softmax | sampled (ce_negatives shared, logQ) | chunked (exact)
     ce_negatives: int = 1024  # sampled: negatives per batch
-    recon: str = "full"  # history reconstruction: full ([B, N] decoder output) | gathered (only the selected entries)
+    recon: str = AUTO  # history reconstruction: full ([B, N] decoder output) | gathered (only the selected entries)
+    decoder_output: str = AUTO  # D's last layer: linear (d2 x N, authors') | tied (d2 -> D, scored against E)
 
 
 BACKBONE_CHOICES = {
@@ -59,8 +64,9 @@ BACKBONE_CHOICES = {
     "emb_dropout_order": ("after_norm", "before_norm"),
     "positions": ("rotary", "learned", "none"),
     "padding_keys": ("hidden", "visible"),
-    "ce_loss": LOSSES,
-    "recon": ("full", "gathered"),
+    "ce_loss": (AUTO, *LOSSES),
+    "recon": (AUTO, "full", "gathered"),
+    "decoder_output": (AUTO, *DECODER_OUTPUTS),
 }
 
 
@@ -92,10 +98,21 @@ def history_encoder(c: BackboneConfig, norm: str = "rms") -> TransformerEncoder:
     )
 
 
-def history_decoder(c: BackboneConfig, num_items: int) -> nn.Sequential:
-    """D: ``hidden -> d1 -> d2 -> N`` with tanh between (authors' code: 128 -> 512 -> 2048 -> N)."""
+def _decoder_widths(c: BackboneConfig, num_items: int) -> tuple[int, int, int]:
+    """D's layer widths: d1, d2 and the last layer's output (N for ``linear``, D for ``tied``)."""
     d1, d2 = c.decoder_hidden
-    return nn.Sequential(nn.Linear(c.hidden, d1), nn.Tanh(), nn.Linear(d1, d2), nn.Tanh(), nn.Linear(d2, num_items))
+    return d1, d2, c.hidden if c.decoder_output == "tied" else num_items
+
+
+def history_decoder(c: BackboneConfig, num_items: int) -> nn.Sequential:
+    """D: ``hidden -> d1 -> d2 -> N`` with tanh between (authors' code: 128 -> 512 -> 2048 -> N).
+
+    With ``decoder_output="tied"`` the last layer is ``d2 -> D`` instead: its output is scored
+    against the item embeddings (plus a per-item bias, :attr:`FlowBackbone.decoder_bias`), so
+    the decoder's size does not grow as d2 x N.
+    """
+    d1, d2, out = _decoder_widths(c, num_items)
+    return nn.Sequential(nn.Linear(c.hidden, d1), nn.Tanh(), nn.Linear(d1, d2), nn.Tanh(), nn.Linear(d2, out))
 
 
 def _draw_as_decoder(c: BackboneConfig, num_items: int, stage: str) -> None:
@@ -106,8 +123,8 @@ def _draw_as_decoder(c: BackboneConfig, num_items: int, stage: str) -> None:
     keeps that model's other initial weights, for a given seed, bit for bit those of earlier
     versions (and so its results), at the cost of a transient tensor of the decoder's size.
     """
-    d1, d2 = c.decoder_hidden
-    for fan_in, fan_out in ((c.hidden, d1), (d1, d2), (d2, num_items)):
+    d1, d2, out = _decoder_widths(c, num_items)
+    for fan_in, fan_out in ((c.hidden, d1), (d1, d2), (d2, out)):
         weight = torch.empty(fan_out, fan_in)
         if stage == "build":  # as nn.Linear.reset_parameters
             nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
@@ -137,6 +154,7 @@ class FlowBackbone(nn.Module):
     ) -> None:
         super().__init__()
         c = self.config = config
+        self.notes = resolve_config(c, num_items)  # `auto` keys (a model resolved its own config already)
         check_backbone(c)
         self.num_items, self.causal = num_items, causal
         self.item_emb = nn.Embedding(num_items + 1, c.hidden, padding_idx=0)
@@ -147,6 +165,9 @@ class FlowBackbone(nn.Module):
         self.encoder = history_encoder(c, norm)
         self.out_norm = nn.LayerNorm(c.hidden)
         self.decoder = history_decoder(c, num_items) if decoder else None
+        # tied decoder: one bias per item beside the scores against E (zero, as a Linear's bias after init_weights)
+        tied = decoder and c.decoder_output == "tied"
+        self.decoder_bias = nn.Parameter(torch.zeros(num_items)) if tied else None
         if not decoder:
             _draw_as_decoder(c, num_items, "build")
         init_weights(self)
@@ -198,7 +219,22 @@ class FlowBackbone(nn.Module):
         """History decoder D: [*, D] -> [*, N] reconstruction of the multi-hot history."""
         if self.decoder is None:
             raise FaveError("this backbone was built without a history decoder")
-        return self.decoder(h_mid)
+        if self.decoder_bias is None:
+            return self.decoder(h_mid)
+        return self.decoder(h_mid) @ self.items.T + self.decoder_bias  # tied: [*, D] . E^T
+
+    def decode_entries(self, h: Tensor, rows: Tensor, items: Tensor) -> Tensor:
+        """Entries ``decode(h)[rows, items - 1]`` without the [B, N] output: h [B, D]; rows,
+        items [M] -> [M]. The last layer's rows of those items are gathered (linear: rows of the
+        d2 x N weight; tied: of E and the item bias)."""
+        if self.decoder is None:
+            raise FaveError("this backbone was built without a history decoder")
+        if self.decoder_bias is None:
+            last = self.decoder[-1]
+            z, w, b = self.decoder[:-1](h), last.weight, last.bias  # [B, d2], [N, d2], [N]
+        else:
+            z, w, b = self.decoder(h), self.items, self.decoder_bias  # [B, D], [N, D], [N]
+        return (z[rows] * w[items - 1]).sum(-1) + b[items - 1]
 
     def reconstruction_loss(self, h_mid: Tensor, history: Tensor, position: Tensor | None = None) -> Tensor:
         """Balanced MSE (eq. 13, authors' variant): all positive entries of the multi-hot
@@ -240,8 +276,6 @@ class FlowBackbone(nn.Module):
         n_row, n_item = n_row[~hit], n_item[~hit]
         rows, items = torch.cat([p_row, n_row]), torch.cat([p_item, n_item])
         target = torch.cat([torch.ones(len(p_row)), torch.zeros(len(n_row))]).to(h.dtype)
-        last = self.decoder[-1]
-        h2 = self.decoder[:-1](h)  # [B, d2]
-        value = (h2[rows] * last.weight[items - 1]).sum(-1) + last.bias[items - 1]
+        value = self.decode_entries(h, rows, items)
         sq = ((value - target) ** 2).sum()
         return sq / (B * N) if self.config.recon_norm == "all" else sq / max(1, len(rows))

@@ -128,7 +128,7 @@ def create_app(
     model_name: str = "",
     max_body: int = MAX_BODY_BYTES,
     max_batch: int = 64,
-    max_wait_ms: float = 1.0,
+    max_wait_ms: float = 0.0,
 ) -> Any:
     try:
         from fastapi import FastAPI, HTTPException, Request
@@ -168,7 +168,7 @@ def create_app(
     def listed(top: Ranked) -> list[dict[str, Any]]:
         return [{"item": i, "score": s} for i, s in top]
 
-    async def answer(ids: Any, unknown: list[str], k: int, exclude_history: bool, exclude: list[str]) -> dict:
+    async def answer(ids: Any, unknown: list[str], k: int, exclude_history: bool, exclude: list[str]) -> dict[str, Any]:
         warnings = [unknown_warning(unknown)] if unknown else []
         if unknown:
             metrics.dropped(len(unknown))
@@ -195,24 +195,24 @@ def create_app(
         return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.post("/recommend")
-    async def recommend(req: RecommendRequest) -> dict[str, Any]:
+    async def recommend(req: RecommendRequest) -> JSONResponse:
         ids, unknown = recommender.split_known(req.items)
         if unknown and req.strict:
             raise HTTPException(
                 status_code=422, detail=f"unknown item id {shown(unknown[0])}; ids must come from the training data"
             )
-        return await answer(ids, unknown, req.k, req.exclude_history, req.exclude)
+        return JSONResponse(await answer(ids, unknown, req.k, req.exclude_history, req.exclude))  # plain JSON types
 
     @app.get("/users/{user_id}/recommend")
     async def recommend_user(
         user_id: str, k: int = QueryParam(10, ge=1, le=MAX_K), exclude_history: bool = True
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         try:
             history = recommender.user_history(user_id)
         except FaveError as e:
             raise HTTPException(status_code=404, detail=str(e)) from None
         ids, _ = recommender.split_known(history)
-        return {"user": user_id, **await answer(ids, [], k, exclude_history, [])}
+        return JSONResponse({"user": user_id, **await answer(ids, [], k, exclude_history, [])})
 
     return app
 
@@ -223,7 +223,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     max_batch: int = 64,
-    max_wait_ms: float = 1.0,
+    max_wait_ms: float = 0.0,
     threads: int = 0,
     onnx: str | None = None,
 ) -> None:

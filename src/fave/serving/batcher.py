@@ -34,7 +34,7 @@ class MicroBatcher(Generic[T, R]):
         self,
         handle: Callable[[Sequence[T]], Sequence[R]],
         max_batch: int = 64,
-        max_wait_ms: float = 1.0,
+        max_wait_ms: float = 0.0,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         if max_batch < 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import re
@@ -100,51 +101,78 @@ def stop_server(proc: subprocess.Popen) -> str:
     return proc.stdout.read() if proc.stdout else ""
 
 
-async def wait_healthy(client: Any, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise FaveError(f"the server exited (status {proc.returncode}): {out.strip()[-300:]}")
-        try:
-            if (await client.get("/health")).status_code == 200:
-                return
-        except Exception:  # not listening yet
-            pass
-        await asyncio.sleep(0.2)
-    raise FaveError(f"the server did not answer /health within {START_SECONDS:.0f} s")
+def batch_stats(page: str) -> tuple[float, float, float, float]:
+    """(sum, count) of the fave_batch_size histogram and of /recommend's latency in a /metrics page."""
+
+    def get(name: str, labels: str = "") -> float:
+        m = re.search(rf"^{re.escape(name + labels)} (\S+)$", page, flags=re.M)
+        return float(m.group(1)) if m else 0.0
+
+    where = '{endpoint="/recommend"}'
+    return (
+        get("fave_batch_size_sum"),
+        get("fave_batch_size_count"),
+        get("fave_request_latency_seconds_sum", where),
+        get("fave_request_latency_seconds_count", where),
+    )
 
 
-def batch_stats(page: str) -> tuple[float, float]:
-    """(sum, count) of the fave_batch_size histogram of a /metrics page."""
-    get = lambda name: float(re.search(rf"^{name} (\S+)$", page, flags=re.M).group(1))  # noqa: E731
-    return get("fave_batch_size_sum"), get("fave_batch_size_count")
+class Connection:
+    """One keep-alive HTTP/1.1 connection on loopback: a minimal client, so the load generator takes
+    little of the CPU it shares with the server (responses carry a content-length)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+        self.reader, self.writer, self.host = reader, writer, f"{HOST}:{port}"
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        return cls(reader, writer, port)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        await self.writer.drain()
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        lines = header.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = next(int(x.split(":", 1)[1]) for x in lines[1:] if x.lower().startswith("content-length:"))
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
 
 
-async def run_level(client: Any, histories: list[list[str]], clients: int, args: argparse.Namespace) -> dict:
+async def run_level(port: int, bodies: list[bytes], clients: int, args: argparse.Namespace) -> dict:
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     issued = 0
-    start = time.perf_counter()
-    deadline = start + args.seconds
+    conns = [await Connection.open(port) for _ in range(clients)]
 
-    async def worker() -> None:
+    async def worker(conn: Connection) -> None:
         nonlocal issued
         while issued < args.requests and time.perf_counter() < deadline:
-            body = {"items": histories[issued % len(histories)], "k": args.k}
+            body = bodies[issued % len(bodies)]
             issued += 1
             t0 = time.perf_counter()
             try:
-                status = str((await client.post("/recommend", json=body)).status_code)
-            except Exception as e:  # counted, never raised: the level goes on
+                status = str((await conn.request("POST", "/recommend", body))[0])
+            except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration) as e:  # counted, not raised
                 status = type(e).__name__
+                conn = await Connection.open(port)
             latencies.append(time.perf_counter() - t0)
             statuses[status] = statuses.get(status, 0) + 1
 
-    before = batch_stats((await client.get("/metrics")).text)
-    await asyncio.gather(*(worker() for _ in range(clients)))
+    before = batch_stats((await conns[0].request("GET", "/metrics"))[1].decode())
+    start = time.perf_counter()
+    deadline = start + args.seconds
+    await asyncio.gather(*(worker(c) for c in conns))
     wall = time.perf_counter() - start
-    after = batch_stats((await client.get("/metrics")).text)
+    after = batch_stats(await _get(port, "/metrics"))
+    for c in conns:
+        c.close()
     ms = np.array(latencies) * 1000
     batches = after[1] - before[1]
     return {
@@ -159,18 +187,42 @@ async def run_level(client: Any, histories: list[list[str]], clients: int, args:
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "max_ms": round(float(ms.max()), 2),
         "mean_batch": round((after[0] - before[0]) / batches, 2) if batches else None,
+        "server_mean_ms": round(1000 * (after[2] - before[2]) / served, 2)
+        if (served := after[3] - before[3])
+        else None,
     }
 
 
-async def drive(args: argparse.Namespace, levels: list[int], histories: list[list[str]], port: int, proc) -> list:
-    import httpx
+async def _get(port: int, path: str) -> str:
+    conn = await Connection.open(port)
+    try:
+        return (await conn.request("GET", path))[1].decode()
+    finally:
+        conn.close()
 
-    limits = httpx.Limits(max_connections=max(levels), max_keepalive_connections=max(levels))
-    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", limits=limits, timeout=30.0) as client:
-        await wait_healthy(client, proc)
-        for i in range(WARMUP):
-            await client.post("/recommend", json={"items": histories[i % len(histories)], "k": args.k})
-        return [await run_level(client, histories, c, args) for c in levels]
+
+async def wait_healthy(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise FaveError(f"the server exited (status {proc.returncode}): {out.strip()[-300:]}")
+        try:
+            await _get(port, "/health")
+            return
+        except (OSError, asyncio.IncompleteReadError):  # not listening yet
+            await asyncio.sleep(0.2)
+    raise FaveError(f"the server did not answer /health within {START_SECONDS:.0f} s")
+
+
+async def drive(args: argparse.Namespace, levels: list[int], histories: list[list[str]], port: int, proc) -> list:
+    await wait_healthy(port, proc)
+    bodies = [json.dumps({"items": h, "k": args.k}).encode() for h in histories]
+    warm = await Connection.open(port)
+    for i in range(WARMUP):
+        await warm.request("POST", "/recommend", bodies[i % len(bodies)])
+    warm.close()
+    return [await run_level(port, bodies, c, args) for c in levels]
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -193,10 +245,10 @@ def _git_commit() -> str:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    head = "| clients | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms | mean batch |"
+    head = "| clients | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms | mean batch | server mean ms |"
     rows = [
         f"| {x['clients']} | {x['requests']} | {x['errors']} | {x['throughput_rps']} | {x['p50_ms']} | "
-        f"{x['p95_ms']} | {x['p99_ms']} | {x['max_ms']} | {x['mean_batch']} |"
+        f"{x['p95_ms']} | {x['p99_ms']} | {x['max_ms']} | {x['mean_batch']} | {x['server_mean_ms']} |"
         for x in r["levels"]
     ]
     s = r["server"]
@@ -208,10 +260,11 @@ def markdown(r: dict[str, Any]) -> str:
             "",
             f"Server: `fave serve`, {s['scoring']}, max batch {s['max_batch']}, max wait {s['max_wait_ms']} ms, "
             f"torch threads {s['threads'] or 'default'}. Requests: `POST /recommend` k={r['k']}, {r['workload']}; "
-            f"each level stops at {r['bounds']['requests']} requests or {r['bounds']['seconds']} s.",
+            f"each level stops at {r['bounds']['requests']} requests or {r['bounds']['seconds']} s. Latencies are "
+            "the client's (connect excluded); `server mean ms` is the app's own time per request (from /metrics).",
             "",
             head,
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             f"Machine: {r['machine']['cpus']} CPU cores ({r['machine']['platform']}), load average "

@@ -148,8 +148,21 @@ class Recommender:
         query may get fewer than k items (at most the unseen ones)."""
         if not queries:
             return []
-        scores = self.scorer([q.history for q in queries])  # [B, N]
-        return [self._top(row, q.k, q.exclude) for row, q in zip(scores, queries, strict=True)]
+        scores = self.scorer([q.history for q in queries]).clone()  # [B, N]
+        rows = [np.full(len(q.exclude), b, dtype=np.int64) for b, q in enumerate(queries)]
+        if any(len(r) for r in rows):
+            cols = torch.from_numpy(np.concatenate([q.exclude for q in queries]) - 1)
+            scores[torch.from_numpy(np.concatenate(rows)), cols] = -torch.inf
+        top = scores.topk(min(max(q.k for q in queries), scores.shape[1]), dim=1)
+        values, indices = top.values.tolist(), top.indices.tolist()
+        out = []
+        for b, q in enumerate(queries):
+            n = min(q.k, scores.shape[1] - len(q.exclude))
+            if n and values[b][n - 1] == -np.inf:  # a candidate scored -inf ties the excluded: exact path
+                out.append(self._top(self.scorer([q.history])[0], q.k, q.exclude))
+                continue
+            out.append([(self.id_map.raw_item(c + 1), s) for s, c in zip(values[b][:n], indices[b][:n], strict=True)])
+        return out
 
     def _top(self, scores: torch.Tensor, k: int, exclude: np.ndarray) -> Ranked:
         """The k best of ``scores`` [N] (column j = item j + 1) outside ``exclude`` (internal ids)."""

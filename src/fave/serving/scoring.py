@@ -51,22 +51,25 @@ def is_one_step_anchor(model: SeqRecModel) -> bool:
     )
 
 
-def anchor_draws(widths: list[int], batch_width: int, hidden: int, p_keep: float, seed: int) -> AnchorDraws:
-    """Eq. 14 at the last position, drawn per history as ``FAVE.anchor`` draws for a batch of one.
+def anchor_draw(width: int, hidden: int, p_keep: float, seed: int) -> tuple[int, Tensor]:
+    """Eq. 14 at the last position of one history of ``width`` real items, drawn as ``FAVE.anchor``
+    draws for a batch of one under ``torch.manual_seed(seed)``: ``rand(1, L)`` for the anchor, then
+    ``rand(1, L, D)`` for the mask, the last position read. -> (anchor index in 0..L-1, keep [D]).
 
-    ``widths[b]``: the real length of history b (after truncation to max_len); histories are
-    left-padded to ``batch_width``. -> column [B] (where in the padded row the anchor item is) and
-    keep [B, D] (1 = keep that channel of e_k).
+    Under a fixed seed the draw depends on the width only, so :class:`Scorer` caches it per width.
     """
-    columns, keeps = [], []
-    for L in widths:
-        g = torch.Generator().manual_seed(seed)
-        u = torch.rand(1, L, generator=g)[0, L - 1]  # FAVE.anchor's k draw, last position
-        m = torch.rand(1, L, hidden, generator=g)[0, L - 1]  # its mask draw, last position
-        k = min(int(u * L), L - 1)
-        columns.append(batch_width - L + k)
-        keeps.append((m < p_keep).float())
-    return AnchorDraws(torch.tensor(columns, dtype=torch.long), torch.stack(keeps))
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(1, width, generator=g)[0, width - 1]
+    m = torch.rand(1, width, hidden, generator=g)[0, width - 1]
+    return min(int(u * width), width - 1), (m < p_keep).float()
+
+
+def anchor_draws(widths: list[int], batch_width: int, hidden: int, p_keep: float, seed: int) -> AnchorDraws:
+    """:func:`anchor_draw` for every history of a batch left-padded to ``batch_width``:
+    column [B] (where in the padded row the anchor item is) and keep [B, D] (1 = keep that channel)."""
+    draws = [anchor_draw(w, hidden, p_keep, seed) for w in widths]
+    columns = [batch_width - w + k for w, (k, _) in zip(widths, draws, strict=True)]
+    return AnchorDraws(torch.tensor(columns, dtype=torch.long), torch.stack([keep for _, keep in draws]))
 
 
 class OneStepAnchor(torch.nn.Module):
@@ -104,6 +107,7 @@ class Scorer:
 
     def __init__(self, model: SeqRecModel, max_len: int, seed: int, runtime: Runtime | None = None) -> None:
         self.model, self.max_len, self.seed, self.runtime = model.eval(), max_len, seed, runtime
+        self._draws: dict[int, tuple[int, Tensor]] = {}  # width -> (anchor index, keep [D])
         if is_one_step_anchor(model):
             self.kind = "one-step"
             self.graph = OneStepAnchor(model).eval()
@@ -121,8 +125,12 @@ class Scorer:
         return torch.from_numpy(left_pad(histories, self.max_len))
 
     def draws(self, histories: list[np.ndarray], width: int) -> AnchorDraws:
+        """The library's draws for these histories, padded to ``width`` (cached per history width)."""
         widths = [max(1, min(len(h), self.max_len)) for h in histories]
-        return anchor_draws(widths, width, self.model.config.hidden, self.p_keep, self.seed)
+        for w in set(widths) - self._draws.keys():
+            self._draws[w] = anchor_draw(w, self.model.config.hidden, self.p_keep, self.seed)
+        columns = torch.tensor([width - w + self._draws[w][0] for w in widths], dtype=torch.long)
+        return AnchorDraws(columns, torch.stack([self._draws[w][1] for w in widths]))
 
     @torch.no_grad()
     def __call__(self, histories: list[np.ndarray]) -> Tensor:

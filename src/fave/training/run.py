@@ -20,6 +20,7 @@ from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.evaluation.significance import save_ranks
 from fave.models.base import SeqRecModel
+from fave.models.catalog import resolve_run_config
 from fave.models.registry import build_model
 from fave.rundir import (
     CONFIG,
@@ -115,6 +116,7 @@ def _claim_run_dir(out: Path, config: RunConfig, split: Split, overwrite: bool) 
         return
     try:
         saved = read_config(out)  # defaults filled in, so a key added to fave since is no difference
+        saved = resolve_run_config(saved, split.num_items)[0]  # a key added since as `auto` means its choice here
         old = yaml.safe_load(yaml.safe_dump(saved.to_dict(), sort_keys=False))
         old_ids = json.loads((out / IDMAP).read_text(encoding="utf-8")) if (out / IDMAP).is_file() else None
     except (FaveError, ValueError):  # unreadable: not the same run
@@ -155,6 +157,7 @@ def train_run(
     device = resolve_device(config.train.device)
     check_max_len(config)
     split = split or load_split(config, data_dir)  # bad data fails before anything is written
+    config, notes = resolve_run_config(config, split.num_items)  # `auto` keys by catalog size, saved resolved
     _claim_run_dir(out, config, split, overwrite)
     torch.manual_seed(config.seed)  # initial weights
     model = build_model(config.model, config.params, split.num_items)
@@ -172,6 +175,8 @@ def train_run(
             f"# {time.strftime('%Y-%m-%d %H:%M:%S')} model={config.model} dataset={config.dataset} seed={config.seed} "
             f"users={split.data.num_users} items={split.num_items}"
         )
+        for note in notes:  # what `auto` chose for a large catalog (fave.models.catalog)
+            log(note)
         trainer = Trainer(model, split, config, out, log, progress=not quiet)
         result = trainer.fit()
     except BaseException:

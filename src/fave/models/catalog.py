@@ -1,0 +1,87 @@
+"""What ``auto`` means for the keys whose cost grows with the catalog size N.
+
+Four config keys choose between an exact computation over all N items and one whose cost does
+not grow with N (:mod:`fave.models.losses`, :mod:`fave.models.flow_backbone`):
+
+- ``loss`` (SASRec, GRU4Rec): full softmax | sampled softmax;
+- ``ce_loss`` (FAVE, FMRec, DiffuRec): full target-side CE | sampled;
+- ``recon`` (FAVE, FMRec): the decoder's [B, N] output | only the selected entries (gathered);
+- ``decoder_output`` (FAVE, FMRec): a 2048 x N last layer (linear) | 2048 -> D scored against
+  the item embeddings (tied).
+
+Their default ``auto`` takes the exact choice up to :data:`LARGE_CATALOG` items (ML-100k's
+1,682 and Beauty's 12,101 items train exactly as before) and the bounded one above. It is
+resolved when a model is built from ``num_items``, and a run saves the resolved values in its
+``config.yaml``. An explicit value always wins; one whose cost grows with N above the
+threshold gets a warning line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass, replace
+from typing import Any
+
+LARGE_CATALOG = 50_000  # items above which `auto` picks the choices whose cost does not grow with N
+AUTO = "auto"
+
+#: key -> (choice up to LARGE_CATALOG items, choice above)
+AUTO_CHOICES: dict[str, tuple[str, str]] = {
+    "loss": ("full", "sampled"),
+    "ce_loss": ("full", "sampled"),
+    "recon": ("full", "gathered"),
+    "decoder_output": ("linear", "tied"),
+}
+#: what the cost of each full choice grows as, for the warning
+_COST = {
+    "loss": "[positions, N] logits per batch",
+    "ce_loss": "[positions, N] logits per batch",
+    "recon": "a [batch, N] decoder output per batch",
+    "decoder_output": "a 2048 x N last layer (and its Adam state)",
+}
+
+
+def resolve_auto(values: dict[str, Any], num_items: int) -> tuple[dict[str, Any], list[str]]:
+    """``values`` (a model's params) with every ``auto`` among :data:`AUTO_CHOICES` replaced by its
+    choice for ``num_items``, and the log lines that say what was chosen (none for a small catalog)."""
+    large = num_items > LARGE_CATALOG
+    out = dict(values)
+    chosen, warned = [], []
+    for key, (small, big) in AUTO_CHOICES.items():
+        if key not in out:
+            continue
+        if out[key] == AUTO:
+            out[key] = big if large else small
+            if large:
+                chosen.append(f"params.{key}={big}")
+        elif large and out[key] == small:
+            warned.append(key)
+    notes = []
+    if chosen:
+        notes.append(
+            f"catalog of {num_items:,} items > {LARGE_CATALOG:,}: {', '.join(chosen)} "
+            "(auto: cost that does not grow with the catalog; set the key to override)"
+        )
+    for key in warned:
+        notes.append(
+            f"warning: params.{key}={out[key]} over {num_items:,} items costs {_COST[key]}; "
+            f"params.{key}=auto (here {AUTO_CHOICES[key][1]}) keeps it independent of the catalog"
+        )
+    return out, notes
+
+
+def resolve_config(config: Any, num_items: int) -> list[str]:
+    """:func:`resolve_auto` on a config dataclass, in place; returns the notes."""
+    if not is_dataclass(config):
+        return []
+    names = [f.name for f in fields(config) if f.name in AUTO_CHOICES]
+    resolved, notes = resolve_auto({n: getattr(config, n) for n in names}, num_items)
+    for name in names:
+        setattr(config, name, resolved[name])
+    return notes
+
+
+def resolve_run_config(config: Any, num_items: int) -> tuple[Any, list[str]]:
+    """A copy of a run config (anything with a ``params`` dict, e.g. :class:`fave.config.RunConfig`)
+    whose params have their ``auto`` keys resolved for ``num_items``, and the notes."""
+    params, notes = resolve_auto(config.params, num_items)
+    return replace(config, params=params), notes
