@@ -167,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.seed,
         dataset_key=dataset_key(args.dataset),
     )
-    metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet, overwrite=args.overwrite)
+    metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet, overwrite=args.overwrite, own_config=True)
     print(f"{args.model} on {args.dataset} (seed {config.seed}), {metrics['train_seconds']:.0f} s of training")
     for protocol in ("paper", "masked"):
         print(f"  test [{protocol:6s}] {fmt_metrics(metrics['test'][protocol])}")

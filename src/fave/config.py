@@ -80,7 +80,7 @@ class RunConfig:
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    params: Any = None  # the model's Config instance (``model_class(model).Config``)
+    params: Any = None  # the model's Config instance (``model_class(model).Config``); None: its defaults
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mappings all the way down (``params`` too): the layout of ``config.yaml``."""

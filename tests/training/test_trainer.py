@@ -37,7 +37,7 @@ def config(epochs: int = 4, seed: int = 0, **train) -> RunConfig:
         seed=seed,
         data=DataConfig(max_len=8),
         train=TrainConfig(epochs=epochs, **train),
-        params=SASRec.Config(hidden=16, heads=2, layers=1, dropout=0.2, max_len=8),  # fully resolved
+        params=SASRec.Config(loss="full", hidden=16, heads=2, layers=1, dropout=0.2, max_len=8),  # fully resolved
     )
 
 

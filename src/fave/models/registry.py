@@ -36,11 +36,11 @@ def build_model(name: str, params: Any, num_items: int) -> SeqRecModel:
     """Model ``name`` over ``num_items`` items.
 
     ``params`` is the model's ``Config`` instance (``RunConfig.params``), which the model keeps as
-    is, or for scripts and tests a mapping of its fields (checked and built here).
+    is, or for scripts and tests a mapping of its fields (checked and built here; None: the defaults).
     """
     cls = model_class(name)
-    if isinstance(params, Mapping):
-        params = build_dataclass(cls.Config, dict(params), "params")
+    if params is None or isinstance(params, Mapping):
+        params = build_dataclass(cls.Config, dict(params or {}), "params")
     elif not isinstance(params, cls.Config):
         raise FaveError(f"params for {name} must be a {cls.Config.__name__}, got {type(params).__name__}")
     return cls(params, num_items)
