@@ -169,6 +169,17 @@ def markdown(table: dict[str, Any], title: str, command: str = "") -> str:
                 f"| {label} | {p} | {cells} | {len(e['seeds'])} | {time_cell} | {epochs} "
                 f"| {ref if p == 'paper' else ''} | {gap if p == 'paper' else ''} |"
             )
+    lines += [
+        "",
+        "Validation (the second-last item; the split that selects the epoch), the same runs:",
+        "",
+        "| run | split, protocol | " + " | ".join(KEYS) + " | seeds |",
+        "|---|---|" + "---|" * len(KEYS) + "---|",
+    ]
+    for label, e in sorted(table.items(), key=lambda kv: rank.get(kv[1]["model"], len(rank))):
+        for p in ("paper", "masked"):
+            cells = " | ".join(pct(e["valid"][p][k]) for k in KEYS)
+            lines.append(f"| {label} | valid {p} | {cells} | {len(e['seeds'])} |")
     return "\n".join(lines) + "\n"
 
 

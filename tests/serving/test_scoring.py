@@ -1,27 +1,47 @@
-"""Which scorer a model gets: FAVE after Stage 2 takes the one-step graph, and it answers as score_all."""
+"""Batch-independent scoring: a history's scores are the same alone, in a batch, and as the model's
+own ``score_all`` under the eval seed."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from fave.data.batching import Batch
+from fave.data.batching import Batch, left_pad
 from fave.models.registry import build_model
 from fave.serving.scoring import Scorer
 
-SMALL = {"hidden": 16, "heads": 2, "layers": 1, "decoder_block": 1, "decoder_hidden": [16, 16], "max_len": 8}
+SEED, MAX_LEN, N = 7, 10, 30
+CASES = [
+    ("fave", {}, "one-step"),
+    ("fave", {"padding_keys": "visible"}, "one-step"),
+    ("fave", {"objective": "authors"}, "one-step"),
+    ("fave", {"stage": "1", "stage1_eval_steps": 2}, "per-history"),
+    ("sasrec", {}, "batched"),
+    ("fmrec", {"sample_steps": 2}, "per-history"),
+]
 
 
-def test_fave_stage2_uses_the_one_step_graph_and_stage1_does_not() -> None:
+def library_scores(model, h: np.ndarray) -> torch.Tensor:
+    """What the model's own ``score_all`` gives this history alone under ``manual_seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        batch = Batch(history=torch.from_numpy(left_pad([h], MAX_LEN)), user=torch.zeros(1, dtype=torch.long))
+        return model.score_all(batch)[0]
+
+
+@pytest.mark.parametrize(("name", "params", "kind"), CASES)
+def test_scores_do_not_depend_on_the_batch(name: str, params: dict, kind: str) -> None:
     torch.manual_seed(0)
-    model = build_model("fave", dict(SMALL, stage1_eval_steps=2), 20)
-    model.begin_stage("stage1")
-    assert Scorer(model, max_len=8, seed=0).kind == "per-history"
-    model.begin_stage("stage2")
-    scorer = Scorer(model, max_len=8, seed=0)
-    assert scorer.kind == "one-step"
-    history = np.array([3, 7, 1, 9])
-    torch.manual_seed(0)
+    base = {"hidden": 16, "heads": 2, "layers": 2, "max_len": MAX_LEN}
+    model = build_model(name, {**base, **params}, N).eval()
+    scorer = Scorer(model, MAX_LEN, SEED)
+    assert scorer.kind == kind
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(1, N + 1, size=n) for n in (1, 3, 10, 14, 5, 3)]
+    batched = scorer(histories)
     with torch.no_grad():
-        alone = model.score_all(Batch(history=torch.tensor([history]), user=torch.zeros(1, dtype=torch.long)))
-    torch.testing.assert_close(scorer([history]), alone)
+        for h, row in zip(histories, batched, strict=True):
+            alone = scorer([h])[0]
+            torch.testing.assert_close(alone, library_scores(model, h), rtol=0, atol=1e-6)  # the library's answer
+            torch.testing.assert_close(row, alone, rtol=1e-5, atol=1e-6)

@@ -18,7 +18,9 @@ The steps, in order, and why each is fixed:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -30,11 +32,41 @@ MAX_ID_CHARS = 256  # longer raw ids are refused: they bloat the cache and id ma
 _INT = re.compile(r"[+-]?[0-9]+")
 
 
+@dataclass(frozen=True, eq=False)
+class RawIds(Sequence[str]):
+    """[rows] raw ids held factorised: ``uniques[codes[r]]`` is row r's id, ``uniques`` in order
+    of first appearance (as :func:`_codes` numbers them). A log of 10^7 rows then costs one
+    integer per row plus each distinct id once, not a Python string per row."""
+
+    codes: np.ndarray  # [rows] integers in 0..len(uniques)-1
+    uniques: list[str]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self.uniques[c] for c in self.codes[index].tolist()]
+        return self.uniques[int(self.codes[index])]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same ids, in the same order (a list of strings too)."""
+        if not isinstance(other, Sequence) or isinstance(other, str) or len(other) != len(self):
+            return NotImplemented if not isinstance(other, Sequence) else False
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable contents, as a list
+
+
 @dataclass
 class Interactions:
     """Raw interaction rows in file order.
 
-    - ``users``, ``items``: [N] raw ids as strings.
+    - ``users``, ``items``: [N] raw ids as strings (a list, or :class:`RawIds` from the log readers).
     - ``timestamps``: [N] numbers, or None when file order already is time order.
     - ``id_order``: how internal ids are assigned (``auto``: numeric when all raw ids are
       integers, else first appearance; ``numeric``; ``appearance``).
@@ -43,8 +75,8 @@ class Interactions:
       the k-core applied is the larger of this and the one asked for.
     """
 
-    users: list[str]
-    items: list[str]
+    users: list[str] | RawIds
+    items: list[str] | RawIds
     timestamps: np.ndarray | None = None
     id_order: str = "auto"
     source: str = ""
@@ -62,8 +94,10 @@ class Interactions:
         return len(self.users)
 
 
-def _codes(raw: list[str]) -> tuple[np.ndarray, list[str]]:
+def _codes(raw: list[str] | RawIds) -> tuple[np.ndarray, list[str]]:
     """Integer codes in order of first appearance: ``uniques[codes[r]] == raw[r]``."""
+    if isinstance(raw, RawIds):
+        return np.asarray(raw.codes, dtype=np.int64), raw.uniques
     index: dict[str, int] = {}
     codes = np.fromiter((index.setdefault(x, len(index)) for x in raw), np.int64, len(raw))
     return codes, list(index)

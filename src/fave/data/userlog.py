@@ -17,13 +17,15 @@ from __future__ import annotations
 import csv
 import math
 import re
+from array import array
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from fave.data.fileio import head_lines, malformed, numbered_lines
-from fave.data.preprocess import Interactions
+from fave.data.preprocess import Interactions, RawIds
 from fave.errors import FaveError
 
 USER_NAMES = {"user", "userid", "uid", "users", "username", "reviewerid", "customerid", "visitorid"}
@@ -56,6 +58,7 @@ TIME_NAMES = {
 }
 NAMES_HINT = "user/user_id/userId, item/item_id/itemId/movieId, timestamp/time/ts"
 DELIMITERS = ("\t", ",", ";", "|", "::")
+ENGINES = ("auto", "python", "arrow")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -142,13 +145,26 @@ def _columns_by_count(path: Path, n: int) -> tuple[int, int, int | None]:
     )
 
 
-def read_delimited(path: str | Path, delimiter: str | None = "auto", header: str = "auto") -> Interactions:
-    """Read a CSV/TSV log (one interaction per line).
+@dataclass(frozen=True)
+class Layout:
+    """How a delimited log is laid out, read from its first lines: the delimiter (None:
+    whitespace), whether the first line is a header, how many fields it has, and the columns."""
 
-    ``delimiter``: ``"auto"`` sniffs tab, comma, semicolon, pipe, ``::`` and whitespace.
-    ``header``: ``"auto"`` (detected by column names), ``"required"`` or ``"none"``.
-    """
-    path = Path(path)
+    delimiter: str | None
+    has_header: bool
+    fields: int
+    user: int
+    item: int
+    time: int | None
+
+    @property
+    def need(self) -> int:
+        """Fields a row must have to reach every column used."""
+        return max(c for c in (self.user, self.item, self.time) if c is not None) + 1
+
+
+def sniff_layout(path: Path, delimiter: str | None = "auto", header: str = "auto") -> Layout:
+    """The :class:`Layout` of ``path`` from its first 50 non-blank lines (see :func:`read_delimited`)."""
     sample = head_lines(path, 50)
     if not sample:
         raise FaveError(f"{path} is empty; it needs one line per interaction (user, item, time)")
@@ -163,14 +179,45 @@ def read_delimited(path: str | Path, delimiter: str | None = "auto", header: str
         user_col, item_col, time_col = _columns_from_header(path, first)
     else:
         user_col, item_col, time_col = _columns_by_count(path, len(first))
-    need = max(c for c in (user_col, item_col, time_col) if c is not None) + 1
-    shown = {None: "whitespace", "\t": "tabs"}.get(delimiter, repr(delimiter))
+    return Layout(delimiter, has_header, len(first), user_col, item_col, time_col)
 
-    users: list[str] = []
-    items: list[str] = []
-    times: list[float] = []
+
+def read_delimited(
+    path: str | Path, delimiter: str | None = "auto", header: str = "auto", engine: str = "auto"
+) -> Interactions:
+    """Read a CSV/TSV log (one interaction per line).
+
+    ``delimiter``: ``"auto"`` sniffs tab, comma, semicolon, pipe, ``::`` and whitespace.
+    ``header``: ``"auto"`` (detected by column names), ``"required"`` or ``"none"``.
+    ``engine``: ``"python"`` reads line by line; ``"arrow"`` parses with pyarrow's vectorised
+    CSV reader (the ``fast`` extra, :mod:`fave.data.fastparse`), with the same result, and
+    reads the file again line by line when it meets anything it does not read exactly as the
+    python engine would (whitespace delimiters, ragged or blank-looking rows, a bad value),
+    so errors name the line; ``"auto"``: arrow when pyarrow is installed.
+    """
+    path = Path(path)
+    if engine not in ENGINES:
+        raise FaveError(f"unknown CSV engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    layout = sniff_layout(path, delimiter, header)
+    if engine != "python":
+        from fave.data import fastparse
+
+        if fastparse.available() or engine == "arrow":
+            fast = fastparse.read_arrow(path, layout)
+            if fast is not None:
+                return fast
+    return read_python(path, layout)
+
+
+def read_python(path: Path, layout: Layout) -> Interactions:
+    """The line-by-line reader: ids are factorised as they are read (one integer per row)."""
+    delimiter, need = layout.delimiter, layout.need
+    shown = {None: "whitespace", "\t": "tabs"}.get(delimiter, repr(delimiter))
+    user_index: dict[str, int] = {}
+    item_index: dict[str, int] = {}
+    user_codes, item_codes, times = array("q"), array("q"), array("d")
     lines = numbered_lines(path)
-    if has_header:
+    if layout.has_header:
         next(lines)
     for number, line in lines:
         row = _split(line, delimiter)
@@ -181,37 +228,43 @@ def read_delimited(path: str | Path, delimiter: str | None = "auto", header: str
                 f"expected {need} fields separated by {shown}, got {len(row)}",
                 "fix or remove that line",
             )
-        user, item = row[user_col], row[item_col]
+        user, item = row[layout.user], row[layout.item]
         if not user or not item:
             raise malformed(path, number, "empty user or item id", "fill it in or remove the line")
-        users.append(user)
-        items.append(item)
-        if time_col is not None:
+        user_codes.append(user_index.setdefault(user, len(user_index)))
+        item_codes.append(item_index.setdefault(item, len(item_index)))
+        if layout.time is not None:
             try:
-                times.append(parse_time(row[time_col]))
+                times.append(parse_time(row[layout.time]))
             except ValueError:
                 raise malformed(
                     path,
                     number,
-                    f"timestamp {row[time_col]!r} is not a number or ISO date",
+                    f"timestamp {row[layout.time]!r} is not a number or ISO date",
                     "use unix seconds (e.g. 881250949) or dates like 2017-12-17",
                 ) from None
-    if not users:
+    if not user_codes:
         raise FaveError(f"{path} has a header but no data rows; add one line per interaction")
-    timestamps = np.asarray(times, dtype=np.float64) if time_col is not None else None
-    return Interactions(users, items, timestamps, source=str(path))
+    timestamps = np.frombuffer(times, dtype=np.float64) if layout.time is not None else None
+    return Interactions(
+        RawIds(np.frombuffer(user_codes, dtype=np.int64), list(user_index)),
+        RawIds(np.frombuffer(item_codes, dtype=np.int64), list(item_index)),
+        timestamps,
+        source=str(path),
+    )
 
 
-def read_inter(path: str | Path) -> Interactions:
+def read_inter(path: str | Path, engine: str = "auto") -> Interactions:
     """Read a RecBole atomic ``.inter`` file (tab-separated, typed header required)."""
-    return read_delimited(path, delimiter="\t", header="required")
+    return read_delimited(path, delimiter="\t", header="required", engine=engine)
 
 
 def read_lines(path: str | Path) -> Interactions:
     """Read ``user item_1 item_2 ...`` lines (items in time order; a user may span lines)."""
     path = Path(path)
-    users: list[str] = []
-    items: list[str] = []
+    user_index: dict[str, int] = {}
+    item_index: dict[str, int] = {}
+    user_codes, item_codes = array("q"), array("q")
     for number, line in numbered_lines(path):
         fields = line.split()
         if len(fields) < 2:
@@ -221,8 +274,13 @@ def read_lines(path: str | Path) -> Interactions:
                 "a user id with no items",
                 "each line must be 'user item_1 item_2 ...'; remove the line or add items",
             )
-        users.extend([fields[0]] * (len(fields) - 1))
-        items.extend(fields[1:])
-    if not users:
+        user_codes.extend([user_index.setdefault(fields[0], len(user_index))] * (len(fields) - 1))
+        item_codes.extend(item_index.setdefault(item, len(item_index)) for item in fields[1:])
+    if not user_codes:
         raise FaveError(f"{path} is empty; it needs lines 'user item_1 item_2 ...'")
-    return Interactions(users, items, None, source=str(path))
+    return Interactions(
+        RawIds(np.frombuffer(user_codes, dtype=np.int64), list(user_index)),
+        RawIds(np.frombuffer(item_codes, dtype=np.int64), list(item_index)),
+        None,
+        source=str(path),
+    )

@@ -138,16 +138,18 @@ class Scorer:
             if not self.graph.net.encoder.hide_padding:  # padding keys attended to: pad nothing
                 return self._by_width(histories)
             history = self.pad(histories)
-            d = self.draws(histories, history.shape[1])
-            if self.runtime is not None:
-                return torch.from_numpy(self.runtime(history.numpy(), d.column.numpy(), d.keep.numpy()))
-            return self.graph(history, d.column, d.keep).float()
+            return self._one_step(history, self.draws(histories, history.shape[1]))
         if self.kind == "batched":
             history = self.pad(histories)
             if self.runtime is not None:
                 return torch.from_numpy(self.runtime(history.numpy()))
             return self.model.score_all(Batch(history=history, user=torch.zeros(len(history), dtype=torch.long)))
         return self._per_history(histories)
+
+    def _one_step(self, history: Tensor, d: AnchorDraws) -> Tensor:
+        if self.runtime is not None:
+            return torch.from_numpy(self.runtime(history.numpy(), d.column.numpy(), d.keep.numpy()))
+        return self.graph(history, d.column, d.keep).float()
 
     def _by_width(self, histories: list[np.ndarray]) -> Tensor:
         """One forward per distinct width, so no row is padded."""
@@ -156,8 +158,7 @@ class Scorer:
         for w in sorted(set(widths)):
             rows = [b for b, x in enumerate(widths) if x == w]
             group = [histories[b] for b in rows]
-            history, d = self.pad(group), self.draws(group, w)
-            scores = self.graph(history, d.column, d.keep).float()
+            scores = self._one_step(self.pad(group), self.draws(group, w))
             out = scores.new_empty(len(histories), scores.shape[1]) if out is None else out
             out[rows] = scores
         assert out is not None
