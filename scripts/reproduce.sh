@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The commands behind results/. Each block is idempotent (finished runs are skipped), so the
 # script can be rerun after an interruption. One training at a time (2-core machine).
+# Blocks converted to experiment files (experiments/*.yaml: ml-100k, beauty, table1, ablations, switches,
+# sasrec-beauty-loss) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
 #     | switches | sasrec-beauty-loss | report
@@ -16,36 +18,15 @@ train() {  # train OUT ARGS... (skip when finished)
   if [ -f "$out/metrics.json" ]; then echo "done: $out"; return; fi
   $F train --out "$out" --quiet "$@"
 }
-fave_two_stage() {  # DATASET SEED: Stage 1 run, then Stage 2 initialised from it
-  local d=$1 s=$2
-  train "runs/$d/fave-stage1-seed$s" --model fave --dataset "$d" --seed "$s" --set stage=1
-  train "runs/$d/fave-seed$s" --model fave --dataset "$d" --seed "$s" --set stage=2 \
-    --set init_from="runs/$d/fave-stage1-seed$s"
-}
 case "${1:-ml-100k}" in
-  ml-100k)
-    train runs/ml-100k/pop-seed0 --model pop --dataset ml-100k --seed 0
-    for s in 0 1 2; do train "runs/ml-100k/sasrec-seed$s" --model sasrec --dataset ml-100k --seed "$s"; done
-    for s in 0 1 2; do fave_two_stage ml-100k "$s"; done ;;
+  ml-100k)  # seeds 0-2 (SEEDS is not read)
+    $F experiment experiments/ml-100k.yaml ;;
   beauty)
-    train runs/beauty/pop-seed0 --model pop --dataset beauty --seed 0
-    for s in ${SEEDS:-0}; do train "runs/beauty/sasrec-seed$s" --model sasrec --dataset beauty --seed "$s"; done
-    for s in ${SEEDS:-0}; do fave_two_stage beauty "$s"; done ;;
+    $F experiment experiments/beauty.yaml ${SEEDS:+--seeds $SEEDS} ;;
   sasrec-beauty)  # SASRec on Beauty, seeds 0-2
     for s in 0 1 2; do train "runs/beauty/sasrec-seed$s" --model sasrec --dataset beauty --seed "$s"; done ;;
   ablations)  # Stage-2 variants from the same Stage-1 run (runs/ml-100k/fave-stage1-seedS), 2 Stage-2 epochs each
-    for s in ${SEEDS:-0}; do
-      A=(--model fave --dataset ml-100k --seed "$s" --set stage=2 --set init_from="runs/ml-100k/fave-stage1-seed$s"
-         --set stage2_epochs=2)
-      B=runs/ml-100k-ablations
-      train "$B/fave-2ep-seed$s" "${A[@]}"
-      train "$B/consistent-objective-seed$s" "${A[@]}" --set objective=consistent
-      train "$B/wo-cons-seed$s" "${A[@]}" --set use_cons=false
-      train "$B/wo-match-seed$s" "${A[@]}" --set use_match=false
-      train "$B/gaussian-prior-seed$s" "${A[@]}" --set prior=gaussian
-      train "$B/authors-padded-anchor-seed$s" "${A[@]}" --set anchor_positions=padded
-      train "$B/authors-velocity-raw-output-seed$s" "${A[@]}" --set objective=authors --set inference_output=raw
-    done ;;
+    $F experiment experiments/ablations.yaml ${SEEDS:+--seeds $SEEDS} ;;
   recipes)  # the paper's prefix recipe vs the parallel recipe, same Stage-1 wall-clock budget
     train runs/ml-100k-recipes/prefix-stage1-seed0 --model fave --dataset ml-100k --seed 0 --set stage=1 \
       --set recipe=prefix --set batch_size=512
@@ -63,12 +44,7 @@ case "${1:-ml-100k}" in
       train "runs/beauty/$m-seed$s" --model "$m" --dataset beauty --seed "$s"
     done; done ;;
   table1)  # the other Table-1 models on ML-100k (SEEDS, default 0), each with its CPU recipe (configs/<model>.yaml)
-    for s in ${SEEDS:-0}; do for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
-      train "runs/ml-100k/$m-seed$s" --model "$m" --dataset ml-100k --seed "$s"
-    done
-    # DreamRec with an auxiliary CE on its x0 prediction (not in the original; see dreamrec.py)
-    train "runs/ml-100k/dreamrec-ce-seed$s" --model dreamrec --dataset ml-100k --seed "$s" --set ce_weight=0.2
-    done ;;
+    $F experiment experiments/table1.yaml ${SEEDS:+--seeds $SEEDS} ;;
   table1-beauty)  # the same on Beauty (configs/<model>.beauty.yaml)
     for s in ${SEEDS:-0}; do for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
       train "runs/beauty/$m-seed$s" --model "$m" --dataset beauty --seed "$s"
@@ -124,29 +100,7 @@ case "${1:-ml-100k}" in
     for s in 0 1 2; do probe "runs/ml-100k/fave-seed$s" "fave-ml-100k-seed$s"; done
     D1=runs/ml-100k-delta/fave-delta1-seed0
     if [ -f "$D1/metrics.json" ]; then probe "$D1" fave-delta1-ml-100k-seed0; fi
-    .venv/bin/python - <<'PY'
-import json, os
-lines = ["# What the flow input contributes at inference (ML-100k, FAVE, test set)", "",
-         "Produced by `bash scripts/reproduce.sh probes` (`fave evaluate RUN --json` and "
-         "`fave evaluate RUN --set params.delta=0 --json`).",
-         "`delta = 0` removes the flow state (anchor x_0) and the time embedding from the network input "
-         "entirely (eq. 9 with lambda = 0);",
-         "the weights are the same trained FAVE runs: `runs/ml-100k/fave-seed{0,1,2}` (trained with the paper's "
-         "delta = 0.001) and `runs/ml-100k-delta/fave-delta1-seed0` (trained with delta = 1, `delta` block). "
-         "Fractions in %.", "",
-         "| run | protocol | H@20 | H@20 (delta=0) | N@20 | N@20 (delta=0) |", "|---|---|---|---|---|---|"]
-names = [(f"delta 0.001, seed {s}", f"fave-ml-100k-seed{s}") for s in (0, 1, 2)]
-names.append(("delta 1, seed 0", "fave-delta1-ml-100k-seed0"))
-for label, stem in names:
-    if not os.path.exists(f"results/probes/{stem}.json"):
-        continue
-    a = json.load(open(f"results/probes/{stem}.json"))["test"]
-    b = json.load(open(f"results/probes/{stem}-delta0.json"))["test"]
-    for p in ("paper", "masked"):
-        lines.append(f"| {label} | {p} | {100*a[p]['HR@20']:.2f} | {100*b[p]['HR@20']:.2f} | "
-                     f"{100*a[p]['NDCG@20']:.2f} | {100*b[p]['NDCG@20']:.2f} |")
-open("results/probes/probes.md", "w").write("\n".join(lines) + "\n")
-PY
+    ${PYTHON:-.venv/bin/python} scripts/probes_table.py results/probes
     ;;
   gpu-tests)  # on a CUDA machine: every registered model trains and evaluates on the GPU (skipped on CPU)
     python3 -m pytest -q -p no:cacheprovider tests/models/test_contract.py -k cuda ;;
@@ -177,26 +131,9 @@ PY
     $F report "$R"/*-seed* --out "results/gpu-$D" --command "SEEDS='${SEEDS:-0}' DATASET=$D bash scripts/reproduce.sh gpu-train" \
       --title "$D on a GPU: the CPU recipes without their CPU budget, and FAVE's paper recipe" ;;
   switches)  # issue 13: FAVE Stage 1 on ML-100k, one change at a time, 20 epochs (no wall-clock budget), one thread
-    S=(--model fave --dataset ml-100k --set stage=1 --set time_budget_s=0 --set stage1_epochs=20 --set patience=100
-       --set threads=1)
-    C=(--set lr_schedule=cosine --set warmup_epochs=1)
-    R=runs/ml-100k-switches
-    train "$R/constant-seed0" "${S[@]}" --seed 0
-    for s in 0 1 2; do train "$R/cosine-seed$s" "${S[@]}" "${C[@]}" --seed "$s"; done
-    train "$R/cosine-offsets-seed0" "${S[@]}" "${C[@]}" --seed 0 --set window_offset=random
-    train "$R/cosine-authors-init-norm-seed0" "${S[@]}" "${C[@]}" --seed 0 --set item_init_std=1.0 --set recon_norm=all
-    $F report "$R"/*-seed* --out results/ml-100k-switches --command "bash scripts/reproduce.sh switches" \
-      --title "ML-100k: FAVE Stage 1, the training switches one at a time (20 epochs, validation and test)" ;;
+    $F experiment experiments/switches.yaml ;;
   sasrec-beauty-loss)  # issue 13/14: SASRec on Beauty, sampled softmax against the full one, to early stopping
-    L=(--model sasrec --dataset beauty --seed 0 --set threads=1 --set time_budget_s=0 --set epochs=200
-       --set eval_every=3 --set patience=6 --set batch_size=128)
-    R=runs/beauty-sasrec-loss
-    train "$R/sampled512-seed0" "${L[@]}" --set params.loss=sampled --set params.negatives=512
-    train "$R/sampled2048-popularity-seed0" "${L[@]}" --set params.loss=sampled --set params.negatives=2048 \
-      --set params.sampler=popularity
-    $F report "$R"/*-seed* runs/beauty/sasrec-seed0 --out results/beauty-sasrec-loss \
-      --command "bash scripts/reproduce.sh sasrec-beauty-loss" \
-      --title "Beauty: SASRec with sampled softmax (seed 0) beside the full-softmax CPU recipe" ;;
+    $F experiment experiments/sasrec-beauty-loss.yaml ;;
   report)
     $F report runs/ml-100k/*-seed* --out results/ml-100k --title "ML-100k: every model (Table 1)" \
       --command "bash scripts/reproduce.sh ml-100k; bash scripts/reproduce.sh baselines; bash scripts/reproduce.sh table1"

@@ -210,7 +210,7 @@ def test_bad_input_bare_max_len_above_the_default_trains_sasrec(tmp_path, capsys
     from fave.training.checkpoint import read_config
 
     config = read_config(tmp_path / "run")
-    assert config.data.max_len == config.params["max_len"] == 100
+    assert config.data.max_len == config.params.max_len == 100
 
 
 def test_bad_input_conflicting_max_lens_are_refused(tmp_path, capsys) -> None:

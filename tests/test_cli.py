@@ -262,3 +262,27 @@ def test_recommend_for_an_unknown_user(tmp_path, capsys) -> None:
     assert main(["train", "--model", "pop", "--dataset", str(data), "--out", str(run), "--quiet"]) == 0
     capsys.readouterr()
     assert_clean_failure(capsys, main(["recommend", str(run), "--user", "nobody"]), "nobody")
+
+
+def test_the_config_built_from_the_command_line_is_the_one_the_model_receives(tmp_path, monkeypatch) -> None:
+    import fave.config
+    import fave.training.run
+
+    built, received = [], []
+    resolve, trainer = fave.config.resolve_config, fave.training.run.Trainer
+
+    def resolving(*args, **kwargs):
+        built.append(resolve(*args, **kwargs))
+        return built[-1]
+
+    def training(model, *args, **kwargs):
+        received.append(model)
+        return trainer(model, *args, **kwargs)
+
+    monkeypatch.setattr(fave.config, "resolve_config", resolving)
+    monkeypatch.setattr(fave.training.run, "Trainer", training)
+    data = write_lines(tmp_path / "tiny.txt")
+    argv = ["train", "--model", "sasrec", "--dataset", str(data), "--out", str(tmp_path / "run"), *TRAIN_SMALL]
+    assert main([*argv, "--set", "epochs=1"]) == 0
+    assert len(built) == 1 and len(received) == 1
+    assert received[0].config is built[0].params  # one object from parsing to the model, never rebuilt

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fave.config import (
     DataConfig,
     RunConfig,
+    apply_overrides,
     config_from_dict,
     load_yaml,
     parse_set,
@@ -41,9 +44,9 @@ def test_dotted_keys_and_value_types() -> None:
 def test_overrides_reach_the_resolved_config() -> None:
     cfg = resolve(["epochs=2", "train.lr=0.01", "hidden=16", "params.max_len=8", "max_len=9", "seed=4"])
     assert cfg.train.epochs == 2 and cfg.train.lr == 0.01
-    assert cfg.params["hidden"] == 16 and cfg.params["max_len"] == 8
+    assert cfg.params.hidden == 16 and cfg.params.max_len == 8
     assert cfg.data.max_len == 9 and cfg.seed == 4
-    assert cfg.params["heads"] == resolve().params["heads"]  # untouched keys keep their defaults
+    assert cfg.params.heads == resolve().params.heads  # untouched keys keep their defaults
     assert cfg.model == "sasrec" and cfg.dataset == "tiny.txt"
 
 
@@ -148,7 +151,7 @@ def test_file_then_overrides_precedence(tmp_path) -> None:
     path.write_text("seed: 7\ntrain:\n  epochs: 5\n  lr: 0.5\nparams:\n  hidden: 32\n")
     cfg = resolve(["epochs=2"], str(path))
     assert cfg.train.epochs == 2  # --set beats the file
-    assert cfg.train.lr == 0.5 and cfg.params["hidden"] == 32 and cfg.seed == 7
+    assert cfg.train.lr == 0.5 and cfg.params.hidden == 32 and cfg.seed == 7
     assert cfg.train.batch_size == resolve().train.batch_size  # defaults fill the rest
 
 
@@ -194,4 +197,21 @@ def test_config_round_trips_through_a_dict() -> None:
     cfg = resolve(["epochs=3", "hidden=16", "seed=5"])
     again = config_from_dict(cfg.to_dict(), SASRecConfig)
     assert again == cfg
-    assert again.data == DataConfig() and again.train.epochs == 3 and again.params["hidden"] == 16
+    assert again.data == DataConfig() and again.train.epochs == 3 and again.params.hidden == 16
+
+
+def test_params_is_the_models_config_instance_and_saves_as_a_mapping() -> None:
+    cfg = resolve(["hidden=16"])
+    assert isinstance(cfg.params, SASRecConfig)
+    assert cfg.to_dict()["params"] == dataclasses.asdict(cfg.params)  # config.yaml keeps its layout
+
+
+def test_apply_overrides_returns_a_checked_copy() -> None:
+    cfg = resolve(["hidden=16", "epochs=3"])
+    new = apply_overrides(cfg, ["params.dropout=0.5", "eval_seed=7", "max_len=4"])
+    assert isinstance(new.params, SASRecConfig) and new.params.dropout == 0.5 and new.train.eval_seed == 7
+    assert new.params.hidden == 16 and new.train.epochs == 3 and cfg.params.dropout != 0.5  # the original is kept
+    # a saved model's positions do not follow data.max_len
+    assert new.data.max_len == 4 and new.params.max_len == cfg.params.max_len
+    with pytest.raises(FaveError, match=r"params\.hiden"):
+        apply_overrides(cfg, ["params.hiden=3"])

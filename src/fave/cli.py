@@ -9,12 +9,14 @@ fave export runs/fave --format onnx --out runs/fave/model.onnx [--verify]
 fave loadtest runs/fave --out results/serving/NAME [--concurrency 1,4,16]
 fave figure trajectories RUN_FAVE RUN_FMREC --out results/figures/trajectories
 fave figure priors RUN_FAVE --out results/figures/prior-distribution
+fave experiment experiments/ml-100k.yaml [--seeds 0 1 2] [--dry-run]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -156,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("fave_run")
     f.add_argument("--points", type=int, default=300, help="test users drawn in the map (default 300)")
     _add_figure_args(f)
+    p = sub.add_parser("experiment", help="run an experiment file (experiments/*.yaml): its trainings, then its report")
+    p.add_argument("file", help="experiment YAML, e.g. experiments/ml-100k.yaml")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="replace the file's default seeds")
+    p.add_argument("--dry-run", action="store_true", help="print the commands; run nothing")
+    _add_data_dir(p)
 
     sub.add_parser("models", help="list the registered models")
     add_bench_parser(sub)
@@ -164,17 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.model == "all":  # the whole Table-1 set, one run each, then one combined table
-        from fave.models.registry import MODELS
-        from fave.reporting import TABLE_ORDER, write_report
+        from fave.experiment import run
 
-        outs = []
-        for name in (m for m in TABLE_ORDER if m in MODELS):
-            sub = argparse.Namespace(**{**vars(args), "model": name, "out": str(Path(args.out) / name)})
-            if not (Path(sub.out) / "metrics.json").is_file():
-                cmd_train(sub)
-            outs.append(sub.out)
-        write_report(outs, Path(args.out) / "table", f"All models on {args.dataset}", " ".join(sys.argv))
-        print((Path(args.out) / "table.md").read_text())
+        run(_all_models(args), record=" ".join(sys.argv))
         return 0
     from fave.config import resolve_config
     from fave.data.load import dataset_key
@@ -191,11 +190,39 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.seed,
         dataset_key=dataset_key(args.dataset),
     )
-    metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet, overwrite=args.overwrite)
+    metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet, overwrite=args.overwrite, own_config=True)
     print(f"{args.model} on {args.dataset} (seed {config.seed}), {metrics['train_seconds']:.0f} s of training")
     for protocol in ("paper", "masked"):
         print(f"  test [{protocol:6s}] {fmt_metrics(metrics['test'][protocol])}")
     print(f"run saved in {args.out}")
+    return 0
+
+
+def _all_models(args: argparse.Namespace):
+    """``fave train --model all`` as an experiment: every Table-1 model in OUT/MODEL, the table in OUT/table."""
+    from fave.experiment import Experiment, ReportSpec, RunSpec
+    from fave.models.registry import MODELS
+    from fave.reporting import TABLE_ORDER
+
+    runs = [
+        RunSpec(m, m, args.dataset, [args.seed], list(args.overrides), config=args.config)
+        for m in TABLE_ORDER
+        if m in MODELS
+    ]
+    extra = ["--data-dir", args.data_dir] if args.data_dir else []
+    extra += [flag for flag, on in (("--overwrite", args.overwrite),) if on]
+    report = ReportSpec(str(Path(args.out) / "table"), f"All models on {args.dataset}")
+    return Experiment("all", args.out, runs, report, run_dir="{root}/{name}", train_args=extra, quiet=args.quiet)
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from fave.experiment import load_experiment, run
+
+    exp = load_experiment(args.file, args.seeds)
+    if args.data_dir:
+        exp.train_args += ["--data-dir", args.data_dir]
+    record = shlex.join(["fave", "experiment", args.file, *(["--seeds", *map(str, args.seeds)] if args.seeds else [])])
+    run(exp, record=record, dry_run=args.dry_run)
     return 0
 
 
@@ -373,6 +400,7 @@ COMMANDS = {
     "export": cmd_export,
     "loadtest": cmd_loadtest,
     "figure": cmd_figure,
+    "experiment": cmd_experiment,
     **BENCH_COMMANDS,
 }
 

@@ -2,8 +2,18 @@
 
 A run config has four parts: which ``model`` and ``dataset``, the ``seed``, and three
 sections: ``data`` (:class:`DataConfig`), ``train`` (:class:`TrainConfig`) and ``params``
-(the model's own config dataclass, declared at the top of its file). The fully resolved
-config is saved with every run, so a run can be reproduced from its directory alone.
+(the model's own config dataclass, declared at the top of its file). ``params`` is that
+dataclass's instance from parsing on: the model receives the very object built here. The
+fully resolved config is saved with every run (``params`` as a mapping), so a run can be
+reproduced from its directory alone; :func:`apply_overrides` changes a config already built.
+
+History length lives in two places on purpose: ``data.max_len`` is how many items of a history
+the batches keep, ``params.max_len`` the size of the model's position table (its weights). A
+model may have more positions than the data fills (``params.max_len=100`` with
+``data.max_len=50`` trains, and such runs' weights only load into a table of that size), so the
+two cannot be merged without changing results or refusing saved runs. The rule: ``params.max_len``
+follows a ``data.max_len`` the user sets unless the user sets it too, and :func:`check_max_len`
+refuses histories longer than the table.
 """
 
 from __future__ import annotations
@@ -70,9 +80,10 @@ class RunConfig:
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    params: dict[str, Any] = field(default_factory=dict)
+    params: Any = None  # the model's Config instance (``model_class(model).Config``); None: its defaults
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain mappings all the way down (``params`` too): the layout of ``config.yaml``."""
         return asdict(self)
 
 
@@ -274,6 +285,19 @@ def resolve_config(
     return config_from_dict(merged, params_cls)
 
 
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """A new config: ``config`` with ``key=value`` overrides (as ``--set`` takes them) applied and checked.
+
+    Used to change a saved run's config before its model is built (e.g. an inference setting such
+    as ``params.sample_steps=5``). Unlike :func:`resolve_config`, ``params.max_len`` does not follow
+    a new ``data.max_len`` here: the saved weights fix the model's positions, and
+    :func:`check_max_len` refuses longer histories.
+    """
+    params_cls = type(config.params)
+    merged = _deep_update(config.to_dict(), parse_set(overrides, {f.name for f in fields(params_cls)}))
+    return config_from_dict(merged, params_cls)
+
+
 def _section(d: dict[str, Any], name: str) -> dict[str, Any]:
     value = d.get(name)
     return value if isinstance(value, dict) else {}
@@ -290,7 +314,7 @@ def _follow_max_len(merged: dict[str, Any], user: dict[str, Any]) -> None:
 def check_max_len(config: RunConfig) -> None:
     """Histories of ``data.max_len`` items must fit the model's position table (``params.max_len``);
     checked before a model is trained or evaluated, where a longer history would index past it."""
-    model_len, data_len = config.params.get("max_len"), config.data.max_len
+    model_len, data_len = getattr(config.params, "max_len", None), config.data.max_len
     if isinstance(model_len, int) and data_len > model_len:
         raise FaveError(
             f"data.max_len={data_len} exceeds params.max_len={model_len} (the model's positions); "
@@ -341,5 +365,5 @@ def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
         seed=seed,
         data=data,
         train=train,
-        params=asdict(params),
+        params=params,
     )

@@ -22,7 +22,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from fave.config import RunConfig, check_max_len, config_from_dict
+from fave.config import RunConfig, apply_overrides, check_max_len, config_from_dict
 from fave.data.dataset import IdMap
 from fave.errors import FaveError
 from fave.io_utils import atomic_write, atomic_write_json, atomic_write_text
@@ -113,10 +113,7 @@ def load_run(
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     if overrides:
-        from fave.config import _deep_update, parse_set
-
-        merged = _deep_update(config.to_dict(), parse_set(overrides, set(config.params)))
-        config = config_from_dict(merged, model_class(config.model).Config)
+        config = apply_overrides(config, overrides)
     check_max_len(config)
     for name in (weights, IDMAP):
         if not (run_dir / name).is_file():

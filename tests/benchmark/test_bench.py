@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from fave.benchmark.bench import run_bench
+from fave.benchmark.bench import BenchSettings, run_bench
 from fave.benchmark.cli import COMMANDS, add_bench_parser
 from fave.benchmark.floor import FloorScorer
 from fave.benchmark.flops import count_flops
 from fave.benchmark.latency import rotated, round_robin, round_robin_passes, summary_ms, user_batch
 from fave.benchmark.memory import PeakTensorMemory, measure_memory
 from fave.benchmark.report import render_markdown, write_bench
-from fave.config import RunConfig
+from fave.config import RunConfig, build_dataclass
 from fave.data.dataset import IdMap, SequenceData, Split
 from fave.data.load import load_dataset
-from fave.models.registry import build_model
+from fave.models.registry import build_model, model_class
 from fave.training.checkpoint import save_config, save_id_map, save_weights
 
 N_ITEMS = 30
@@ -111,12 +111,7 @@ def test_bench_on_a_tiny_dataset(tmp_path) -> None:
         models,
         split.eval_set("test"),
         10,
-        batch_sizes=(4, 8),
-        latency_users=6,
-        warmup=1,
-        repeats=2,
-        flop_users=None,
-        dataset="ml-100k",
+        BenchSettings(batch_sizes=(4, 8), latency_users=6, warmup=1, repeats=2, flop_users=None, dataset="ml-100k"),
     )
     assert set(res) == {"meta", "models"}
     assert list(res["models"]) == ["fave", "fmrec", "floor"]
@@ -159,11 +154,12 @@ def test_cli_bench_and_steps_on_tiny_runs(tmp_path, capsys) -> None:
     for name, params in (("fave", TINY), ("fmrec", dict(TINY, sample_steps=2))):
         run = tmp_path / name
         run.mkdir()
-        cfg = RunConfig(model=name, dataset=str(log), params=dict(params))
+        config = build_dataclass(model_class(name).Config, params, "params")
+        cfg = RunConfig(model=name, dataset=str(log), params=config)
         cfg.data.max_len = 10
         save_config(cfg, run)
         save_id_map(data.id_map, data.num_items, run)
-        save_weights(build_model(name, params, data.num_items), run / "model.safetensors")
+        save_weights(build_model(name, cfg.params, data.num_items), run / "model.safetensors")
         runs.append(str(run))
     parser = argparse.ArgumentParser()
     add_bench_parser(parser.add_subparsers(dest="command"))

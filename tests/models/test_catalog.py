@@ -68,10 +68,10 @@ def test_a_run_records_the_resolved_choice_and_logs_it(tmp_path) -> None:
         build_model("sasrec", {}, 10).Config,
         overrides=["epochs=1", "hidden=8", "heads=1", "layers=1", "max_len=8", "data.max_len=8", "threads=1"],
     )
-    assert config.params["loss"] == "auto"
+    assert config.params.loss == "auto"
     train_run(config, tmp_path / "run", split=_wide_split(BIG), quiet=True)
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["params"]["loss"] == "sampled"
     assert "params.loss=sampled" in (tmp_path / "run" / "log.txt").read_text()
-    assert config.params["loss"] == "auto"  # the caller's config is not changed
+    assert config.params.loss == "auto"  # the caller's config is not changed
     train_run(config, tmp_path / "run", split=_wide_split(BIG), quiet=True)  # the same run: resumed, not refused

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -38,7 +37,7 @@ def config(epochs: int = 4, seed: int = 0, **train) -> RunConfig:
         seed=seed,
         data=DataConfig(max_len=8),
         train=TrainConfig(epochs=epochs, **train),
-        params=asdict(SASRec.Config(hidden=16, heads=2, layers=1, dropout=0.2, max_len=8)),  # fully resolved
+        params=SASRec.Config(loss="full", hidden=16, heads=2, layers=1, dropout=0.2, max_len=8),  # fully resolved
     )
 
 
@@ -121,6 +120,59 @@ def test_interrupted_run_resumes_to_the_same_result(split: Split, tmp_path, monk
     log = (out / "log.txt").read_text()
     assert "resuming" in log and "epoch 2" in log
     assert outcome(resumed) == outcome(reference)
+
+
+def test_a_state_file_of_the_older_layout_resumes_to_the_same_result(split: Split, tmp_path, monkeypatch) -> None:
+    reference = run_mod.train_run(config(epochs=4), tmp_path / "whole", quiet=True, split=split)
+    out = tmp_path / "interrupted"
+    original = Trainer._train_epoch
+
+    def interrupt_on_third_epoch(self, opt, stage, epoch, name, *budget):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, opt, stage, epoch, name, *budget)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_on_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.train_run(config(epochs=4), out, quiet=True, split=split)
+    state = torch.load(out / "state.pt", weights_only=True)  # only plain types: the safe unpickler reads it
+    assert state["stage"] == 0 and state["epoch"] == 2 and state["stop_reason"] == ""
+    for key in ("best_values", "stop_reason"):  # keys added after the first state files were written
+        del state[key]
+    torch.save(state, out / "state.pt")
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    assert outcome(run_mod.train_run(config(epochs=4), out, quiet=True, split=split)) == outcome(reference)
+
+
+@pytest.mark.parametrize(
+    ("train", "reason"), [({"epochs": 10, "lr": 0.0, "patience": 2}, "patience"), ({"time_budget_s": 1e-9}, "budget")]
+)
+def test_a_stage_interrupted_after_it_stopped_resumes_without_training(
+    split: Split, tmp_path, monkeypatch, train: dict, reason: str
+) -> None:
+    reference = run_mod.train_run(config(**train), tmp_path / "whole", quiet=True, split=split)
+    assert reference["stages"][0]["stop_reason"] == reason
+    out, save = tmp_path / "interrupted", trainer_mod.save_state
+
+    def interrupt_when_the_stage_closes(path, state):
+        if state["stage"] == 1:
+            raise KeyboardInterrupt
+        save(path, state)
+
+    monkeypatch.setattr(trainer_mod, "save_state", interrupt_when_the_stage_closes)
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.train_run(config(**train), out, quiet=True, split=split)
+    monkeypatch.setattr(trainer_mod, "save_state", save)
+    epochs_run = []
+    original = Trainer._train_epoch
+
+    def counting(self, opt, stage, epoch, name, *budget):
+        epochs_run.append(epoch)
+        return original(self, opt, stage, epoch, name, *budget)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", counting)
+    resumed = run_mod.train_run(config(**train), out, quiet=True, split=split)
+    assert epochs_run == [] and outcome(resumed) == outcome(reference)
 
 
 def test_early_stopping_after_patience_evaluations_without_improvement(split: Split, tmp_path) -> None:

@@ -6,6 +6,10 @@ all items), latency per request at batch size 1 (p50, p95), throughput at larger
 sizes, wall time for the whole test set, and peak tensor memory of the largest batch.
 Timings are interleaved round-robin across models, after a warm-up. A ``floor`` row times
 one bare pass of FAVE's network plus scoring (see :mod:`fave.benchmark.floor`).
+
+:func:`run_bench` takes its knobs as one :class:`BenchSettings` and runs one function per
+measurement phase (size, FLOPs, memory, latency, throughput, whole test set), each returning
+its columns of the table per model.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import datetime
 import platform
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,6 +31,62 @@ from fave.data.dataset import EvalSet
 from fave.models.base import SeqRecModel
 
 FLOOR = "floor"
+Rows = dict[str, dict]  # model name -> its columns (JSON-ready)
+
+
+@dataclass
+class BenchSettings:
+    """How :func:`run_bench` measures.
+
+    ``latency_users`` users are timed one by one (batch size 1); each of ``batch_sizes`` is timed
+    ``repeats`` times on one batch of random test users (drawn with replacement when the test set
+    is smaller); the whole test set is scored ``test_set_repeats`` (None: ``repeats``) times in
+    batches of ``eval_batch_size``; FLOPs are averaged over ``flop_users`` random users (None:
+    all). ``reference`` names the model the ratios divide by (skipped when absent); ``floor`` adds
+    the bare-network row.
+    """
+
+    device: str | torch.device = "cpu"
+    batch_sizes: Sequence[int] = (64, 512)
+    latency_users: int = 200
+    warmup: int = 5
+    repeats: int = 3
+    test_set_repeats: int | None = None
+    eval_batch_size: int = 512
+    flop_users: int | None = 256
+    flop_batch_size: int = 64
+    floor: bool = True
+    reference: str | None = "fave"
+    seed: int = 0
+    dataset: str | None = None
+
+    @property
+    def test_set_passes(self) -> int:
+        return self.repeats if self.test_set_repeats is None else self.test_set_repeats
+
+
+@dataclass
+class Bench:
+    """What every phase measures on: the scorers (models and the floor), the users, one random stream."""
+
+    scorers: dict[str, Scorer]
+    owners: dict[str, SeqRecModel | None]  # the model behind each scorer (None: the floor)
+    eval_set: EvalSet
+    max_len: int
+    device: torch.device
+    rng: np.random.Generator
+    say: Callable[[str], None] = field(default=lambda _: None)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.eval_set.targets)
+
+    def batch(self, rows: Sequence[int] | np.ndarray):
+        return user_batch(self.eval_set, rows, self.max_len, self.device)
+
+    def sample(self, n: int) -> np.ndarray:
+        """``n`` random users, with replacement when there are fewer."""
+        return self.rng.choice(self.n_users, n, replace=self.n_users < n)
 
 
 def _network_calls(model: SeqRecModel, scorer: Scorer, batch) -> int | None:
@@ -53,37 +114,42 @@ def run_bench(
     models: dict[str, SeqRecModel],
     eval_set: EvalSet,
     max_len: int,
-    *,
-    device: str | torch.device = "cpu",
-    batch_sizes: Sequence[int] = (64, 512),
-    latency_users: int = 200,
-    warmup: int = 5,
-    repeats: int = 3,
-    test_set_repeats: int | None = None,
-    eval_batch_size: int = 512,
-    flop_users: int | None = 256,
-    flop_batch_size: int = 64,
-    floor: bool = True,
-    reference: str | None = "fave",
-    seed: int = 0,
-    dataset: str | None = None,
+    settings: BenchSettings | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Benchmark ``models`` (name -> model) on ``eval_set``; returns a JSON-ready dict.
+    """Benchmark ``models`` (name -> model) on ``eval_set``; returns a JSON-ready dict (``meta``, ``models``)."""
+    s = settings or BenchSettings()
+    bench = _prepare(models, eval_set, max_len, s, log or (lambda _: None))
+    rows: Rows = {name: {} for name in bench.scorers}
+    one = bench.batch([int(bench.rng.integers(bench.n_users))])
+    _merge(rows, _sizes(bench, one))
+    n_flop = bench.n_users if s.flop_users is None else min(s.flop_users, bench.n_users)
+    _merge(rows, _flops(bench, n_flop, s.flop_batch_size))
+    size_batches = {bs: bench.batch(bench.sample(bs)) for bs in s.batch_sizes}
+    _merge(rows, _memory(bench, size_batches[max(s.batch_sizes)] if s.batch_sizes else one))
+    lat_batches = [bench.batch([j]) for j in bench.sample(s.latency_users)]
+    _merge(rows, _latency(bench, lat_batches, lat_batches[: s.warmup] + list(size_batches.values())))
+    _merge(rows, _throughput(bench, size_batches, s.repeats))
+    _merge(rows, _test_set(bench, s.eval_batch_size, s.test_set_passes))
+    ref = s.reference if s.reference in rows else None
+    if ref is not None:
+        _merge(rows, _vs_reference(rows, ref))
+    return {"meta": _meta(bench, models, s, ref, len(lat_batches), n_flop, FLOOR in rows), "models": rows}
 
-    ``latency_users`` users are timed one by one (batch size 1); each of ``batch_sizes``
-    is timed ``repeats`` times on one batch of random test users (drawn with replacement
-    when the test set is smaller); the whole test set is scored ``test_set_repeats``
-    (default ``repeats``) times in batches of ``eval_batch_size``; FLOPs are averaged over
-    ``flop_users`` random users (None: all). ``reference`` names the model the ratios
-    divide by (skipped when absent).
-    """
-    say = log or (lambda _: None)
-    device = torch.device(device)
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    n_users = len(eval_set.targets)
-    if n_users == 0:
+
+def _merge(rows: Rows, columns: Rows) -> None:
+    for name, values in columns.items():
+        rows[name].update(values)
+
+
+def _prepare(
+    models: dict[str, SeqRecModel], eval_set: EvalSet, max_len: int, s: BenchSettings, say: Callable[[str], None]
+) -> Bench:
+    """Check the inputs, move the models to the device and add the floor scorer."""
+    device = torch.device(s.device)
+    rng = np.random.default_rng(s.seed)
+    torch.manual_seed(s.seed)
+    if len(eval_set.targets) == 0:
         raise ValueError("the evaluation set has no users")
     num_items = {m.num_items for m in models.values()}
     if len(num_items) != 1:
@@ -92,103 +158,130 @@ def run_bench(
         model.to(device).eval()
     scorers: dict[str, Scorer] = {name: m.score_all for name, m in models.items()}
     owners: dict[str, SeqRecModel | None] = dict(models)
-    if floor and FLOOR not in models:
-        candidates = ([reference] if reference in models else []) + list(models)
+    if s.floor and FLOOR not in models:
+        candidates = ([s.reference] if s.reference in models else []) + list(models)
         base = next((n for n in candidates if flow_net(models[n]) is not None), None)
         if base is not None:
             scorers[FLOOR] = FloorScorer(flow_net(models[base]))
             owners[FLOOR] = None
             say(f"floor: one pass of {base}'s network + scoring")
+    return Bench(scorers, owners, eval_set, max_len, device, rng, say)
 
-    rows: dict[str, dict] = {name: {} for name in scorers}
-    one = user_batch(eval_set, [int(rng.integers(n_users))], max_len, device)
-    for name, scorer in scorers.items():
-        model = owners[name]
-        rows[name]["params"] = sum(p.numel() for p in model.parameters()) if model is not None else None
-        rows[name]["network_calls"] = _network_calls(model, scorer, one) if model is not None else 1
 
-    say("counting FLOPs")
-    n_flop = n_users if flop_users is None else min(flop_users, n_users)
-    pick = np.sort(rng.choice(n_users, n_flop, replace=False))
-    flop_batches = [
-        b.to(device)
-        for _, b in eval_batches(
-            eval_set.users[pick],
-            [eval_set.inputs[j] for j in pick],
-            eval_set.targets[pick],
-            max_len,
-            flop_batch_size,
-        )
+def _sizes(bench: Bench, one) -> Rows:
+    """Parameters and flow-network calls for one request."""
+    rows: Rows = {}
+    for name, scorer in bench.scorers.items():
+        model = bench.owners[name]
+        rows[name] = {
+            "params": sum(p.numel() for p in model.parameters()) if model is not None else None,
+            "network_calls": _network_calls(model, scorer, one) if model is not None else 1,
+        }
+    return rows
+
+
+def _flops(bench: Bench, n_flop: int, batch_size: int) -> Rows:
+    """FLOPs (and MACs) per user, averaged over ``n_flop`` random users."""
+    bench.say("counting FLOPs")
+    es = bench.eval_set
+    pick = np.sort(bench.rng.choice(bench.n_users, n_flop, replace=False))
+    inputs = [es.inputs[j] for j in pick]
+    batches = [
+        b.to(bench.device) for _, b in eval_batches(es.users[pick], inputs, es.targets[pick], bench.max_len, batch_size)
     ]
-    for name, scorer in scorers.items():
-        rows[name]["flops_per_user"] = count_flops(scorer, flop_batches) / n_flop
-        rows[name]["macs_per_user"] = rows[name]["flops_per_user"] / 2  # multiply-accumulates
+    rows: Rows = {}
+    for name, scorer in bench.scorers.items():
+        flops = count_flops(scorer, batches) / n_flop
+        rows[name] = {"flops_per_user": flops, "macs_per_user": flops / 2}  # multiply-accumulates
+    return rows
 
-    size_batches = {
-        bs: user_batch(eval_set, rng.choice(n_users, bs, replace=n_users < bs), max_len, device) for bs in batch_sizes
-    }
-    say("measuring memory")
-    largest = size_batches[max(batch_sizes)] if batch_sizes else one
-    for name, scorer in scorers.items():
-        mem = measure_memory(scorer, largest, owners[name])
-        rows[name]["peak_memory_mb"] = mem.peak_mb
-        rows[name]["memory_batch_size"] = len(largest)
-        if owners[name] is not None:
+
+def _memory(bench: Bench, largest) -> Rows:
+    """Peak tensor memory of the largest batch, and the parameters the call reads."""
+    bench.say("measuring memory")
+    rows: Rows = {}
+    for name, scorer in bench.scorers.items():
+        mem = measure_memory(scorer, largest, bench.owners[name])
+        rows[name] = {"peak_memory_mb": mem.peak_mb, "memory_batch_size": len(largest)}
+        if bench.owners[name] is not None:
             rows[name]["inference_params"] = mem.inference_params
+    return rows
 
-    say("warming up")
-    lat_rows = rng.choice(n_users, latency_users, replace=n_users < latency_users)
-    lat_batches = [user_batch(eval_set, [j], max_len, device) for j in lat_rows]
-    round_robin(scorers, lat_batches[:warmup] + list(size_batches.values()))
 
-    say(f"latency: {len(lat_batches)} requests at batch size 1")
-    for name, seconds in round_robin(scorers, lat_batches).items():
-        rows[name]["latency_ms"] = summary_ms(seconds)
+def _latency(bench: Bench, requests: list, warmup: list) -> Rows:
+    """Latency of one-user requests (after a warm-up round over ``warmup``)."""
+    bench.say("warming up")
+    round_robin(bench.scorers, warmup)
+    bench.say(f"latency: {len(requests)} requests at batch size 1")
+    return {name: {"latency_ms": summary_ms(seconds)} for name, seconds in round_robin(bench.scorers, requests).items()}
 
+
+def _throughput(bench: Bench, size_batches: dict, repeats: int) -> Rows:
+    """Users per second and batch time at each batch size."""
+    rows: Rows = {name: {"throughput": {}} for name in bench.scorers}
     for bs, batch in size_batches.items():
-        say(f"throughput at batch size {bs}")
-        for name, seconds in round_robin(scorers, [batch], repeats).items():
-            rows[name].setdefault("throughput", {})[str(bs)] = {
+        bench.say(f"throughput at batch size {bs}")
+        for name, seconds in round_robin(bench.scorers, [batch], repeats).items():
+            rows[name]["throughput"][str(bs)] = {
                 "users_per_s": bs / float(np.median(seconds)),
                 "batch_ms": summary_ms(seconds),
             }
+    return {name: row for name, row in rows.items() if row["throughput"]}
 
-    test_batches = [
-        b.to(device)
-        for _, b in eval_batches(eval_set.users, eval_set.inputs, eval_set.targets, max_len, eval_batch_size)
-    ]
-    passes = repeats if test_set_repeats is None else test_set_repeats
-    say(f"whole test set: {n_users} users, {passes} pass(es) per model")
-    for name, seconds in round_robin_passes(scorers, test_batches, passes).items():
-        rows[name]["test_set_s"] = float(np.median(seconds))
-        rows[name]["test_set_runs_s"] = seconds
 
-    ref = reference if reference in rows else None
-    if ref is not None:
-        for row in rows.values():
-            row["vs_reference"] = {
-                "flops": row["flops_per_user"] / max(rows[ref]["flops_per_user"], 1),
-                "latency_p50": row["latency_ms"]["p50"] / rows[ref]["latency_ms"]["p50"],
-                "test_set_s": row["test_set_s"] / rows[ref]["test_set_s"],
+def _test_set(bench: Bench, batch_size: int, passes: int) -> Rows:
+    """Wall time of scoring the whole test set, ``passes`` times per model."""
+    es = bench.eval_set
+    batches = [b.to(bench.device) for _, b in eval_batches(es.users, es.inputs, es.targets, bench.max_len, batch_size)]
+    bench.say(f"whole test set: {bench.n_users} users, {passes} pass(es) per model")
+    return {
+        name: {"test_set_s": float(np.median(seconds)), "test_set_runs_s": seconds}
+        for name, seconds in round_robin_passes(bench.scorers, batches, passes).items()
+    }
+
+
+def _vs_reference(rows: Rows, ref: str) -> Rows:
+    """FLOPs, median latency and test-set time as ratios to the reference model's."""
+    r = rows[ref]
+    return {
+        name: {
+            "vs_reference": {
+                "flops": row["flops_per_user"] / max(r["flops_per_user"], 1),
+                "latency_p50": row["latency_ms"]["p50"] / r["latency_ms"]["p50"],
+                "test_set_s": row["test_set_s"] / r["test_set_s"],
             }
-    meta = {
-        "dataset": dataset,
-        "users": n_users,
-        "num_items": num_items.pop(),
-        "max_len": max_len,
-        "device": str(device),
-        "device_name": _device_name(device),
+        }
+        for name, row in rows.items()
+    }
+
+
+def _meta(
+    bench: Bench,
+    models: dict[str, SeqRecModel],
+    s: BenchSettings,
+    ref: str | None,
+    latency_users: int,
+    flop_users: int,
+    floor: bool,
+) -> dict:
+    return {
+        "dataset": s.dataset,
+        "users": bench.n_users,
+        "num_items": next(iter(models.values())).num_items,
+        "max_len": bench.max_len,
+        "device": str(bench.device),
+        "device_name": _device_name(bench.device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "batch_sizes": list(batch_sizes),
-        "latency_users": len(lat_batches),
-        "repeats": repeats,
-        "test_set_repeats": passes,
-        "eval_batch_size": eval_batch_size,
-        "flop_users": n_flop,
-        "seed": seed,
+        "batch_sizes": list(s.batch_sizes),
+        "latency_users": latency_users,
+        "repeats": s.repeats,
+        "test_set_repeats": s.test_set_passes,
+        "eval_batch_size": s.eval_batch_size,
+        "flop_users": flop_users,
+        "seed": s.seed,
         "reference": ref,
-        "floor": FLOOR in rows,
+        "floor": floor,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "notes": (
             "FLOPs: matrix products counted by torch FlopCounterMode on score_all (every sampling "
@@ -197,4 +290,3 @@ def run_bench(
             "interleaved round-robin across models."
         ),
     }
-    return {"meta": meta, "models": rows}

@@ -68,7 +68,7 @@ def _unique_names(runs: list[tuple[str, Path]]) -> list[str]:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from fave.benchmark.bench import run_bench
+    from fave.benchmark.bench import BenchSettings, run_bench
     from fave.benchmark.report import render_markdown, write_bench
     from fave.config import resolve_device
     from fave.data.load import load_split
@@ -105,10 +105,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     split = load_split(config, args.data_dir)
     if not args.runs:
         models = {n: build_model(n, c.params, split.num_items) for n, c in configs.items()}
-    result = run_bench(
-        models,
-        split.eval_set("test"),
-        args.max_len or config.data.max_len,
+    settings = BenchSettings(
         device=device,
         batch_sizes=args.batch_sizes,
         latency_users=args.latency_users,
@@ -121,6 +118,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         reference=args.reference,
         seed=args.seed,
         dataset=config.dataset,
+    )
+    result = run_bench(
+        models,
+        split.eval_set("test"),
+        args.max_len or config.data.max_len,
+        settings,
         log=lambda line: print(f"[bench] {line}", flush=True),
     )
     paths = write_bench(result, args.out)

@@ -119,7 +119,7 @@ def measure_cell(data: str, data_dir: str, model_name: str, sets: list[str], ste
     from fave.data.dataset import Split
     from fave.data.load import dataset_key, load_dataset
     from fave.evaluation.evaluator import evaluate
-    from fave.models.catalog import resolve_run_config
+    from fave.models.catalog import AUTO_CHOICES, resolve_run_config
     from fave.models.registry import build_model, model_class
 
     torch.set_num_threads(1)
@@ -174,7 +174,7 @@ def measure_cell(data: str, data_dir: str, model_name: str, sets: list[str], ste
     return {
         "model": model_name,
         "set": sets,
-        "resolved": {k: config.params[k] for k in ("loss", "ce_loss", "recon", "decoder_output") if k in config.params},
+        "resolved": {k: getattr(config.params, k) for k in AUTO_CHOICES if hasattr(config.params, k)},
         "notes": notes,
         "users": split.data.num_users,
         "items": split.num_items,

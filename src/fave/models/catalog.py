@@ -81,7 +81,11 @@ def resolve_config(config: Any, num_items: int) -> list[str]:
 
 
 def resolve_run_config(config: Any, num_items: int) -> tuple[Any, list[str]]:
-    """A copy of a run config (anything with a ``params`` dict, e.g. :class:`fave.config.RunConfig`)
-    whose params have their ``auto`` keys resolved for ``num_items``, and the notes."""
-    params, notes = resolve_auto(config.params, num_items)
+    """A copy of a run config (e.g. :class:`fave.config.RunConfig`, whose ``params`` is the model's
+    config dataclass) whose params have their ``auto`` keys resolved for ``num_items``, and the notes."""
+    if not is_dataclass(config.params):  # a mapping of params (scripts)
+        params, notes = resolve_auto(config.params or {}, num_items)
+        return replace(config, params=params), notes
+    params = replace(config.params)
+    notes = resolve_config(params, num_items)
     return replace(config, params=params), notes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 from fave.config import build_dataclass
@@ -31,7 +32,15 @@ def model_class(name: str) -> type[SeqRecModel]:
     return getattr(importlib.import_module(module), cls)
 
 
-def build_model(name: str, params: dict[str, Any], num_items: int) -> SeqRecModel:
+def build_model(name: str, params: Any, num_items: int) -> SeqRecModel:
+    """Model ``name`` over ``num_items`` items.
+
+    ``params`` is the model's ``Config`` instance (``RunConfig.params``), which the model keeps as
+    is, or for scripts and tests a mapping of its fields (checked and built here; None: the defaults).
+    """
     cls = model_class(name)
-    config = build_dataclass(cls.Config, params, "params")
-    return cls(config, num_items)
+    if params is None or isinstance(params, Mapping):
+        params = build_dataclass(cls.Config, dict(params or {}), "params")
+    elif not isinstance(params, cls.Config):
+        raise FaveError(f"params for {name} must be a {cls.Config.__name__}, got {type(params).__name__}")
+    return cls(params, num_items)

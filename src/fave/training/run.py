@@ -20,6 +20,7 @@ from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.evaluation.significance import save_ranks
 from fave.models.base import SeqRecModel
+from fave.models.catalog import resolve_config as resolve_params
 from fave.models.catalog import resolve_run_config
 from fave.models.registry import build_model
 from fave.rundir import (
@@ -145,11 +146,16 @@ def train_run(
     quiet: bool = False,
     split: Split | None = None,
     overwrite: bool = False,
+    own_config: bool = False,
 ) -> dict[str, Any]:
     """Train, select on validation, evaluate test once; write the run directory. Returns metrics.
 
     An ``out_dir`` that holds a run of the same config and data resumes it; one that holds
     another run is refused (``overwrite=True`` deletes that run's files first).
+
+    The params' ``auto`` keys are resolved for the dataset's catalog (:mod:`fave.models.catalog`)
+    on a copy, so ``config`` is not changed; with ``own_config`` (the command line, which hands its
+    config over) they are resolved in ``config.params`` itself, and the model receives that object.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -157,7 +163,10 @@ def train_run(
     device = resolve_device(config.train.device)
     check_max_len(config)
     split = split or load_split(config, data_dir)  # bad data fails before anything is written
-    config, notes = resolve_run_config(config, split.num_items)  # `auto` keys by catalog size, saved resolved
+    if own_config:  # `auto` keys by catalog size, saved resolved
+        notes = resolve_params(config.params, split.num_items)
+    else:
+        config, notes = resolve_run_config(config, split.num_items)
     _claim_run_dir(out, config, split, overwrite)
     torch.manual_seed(config.seed)  # initial weights
     model = build_model(config.model, config.params, split.num_items)

@@ -5,6 +5,9 @@ over the parameters that require grad, trains epoch by epoch, validates every
 ``eval_every`` epochs, keeps the best weights by the validation metric and stops after
 ``patience`` validations without improvement. After every validation it writes
 ``state.pt`` atomically, so an interrupted run resumes from its last validated epoch.
+
+A stage's progress is a :class:`StageProgress`; ``state.pt`` is a :class:`ResumeState` written
+as plain tensors, numbers, strings and bytes (readable with ``torch.load(weights_only=True)``).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import io
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +30,7 @@ from fave.data.dataset import EvalSet, Split
 from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.evaluation.metrics import KS
-from fave.models.base import SeqRecModel
+from fave.models.base import SeqRecModel, StagePlan
 from fave.rundir import BEST, STATE, load_state, save_state, save_weights
 from fave.training.schedule import lr_factor
 
@@ -48,6 +52,87 @@ class TrainResult:
     @property
     def seconds(self) -> float:
         return sum(s.seconds for s in self.stages)
+
+
+@dataclass
+class StageProgress:
+    """Where one stage stands after ``epoch`` epochs: what resuming it needs besides the weights and the optimizer."""
+
+    epoch: int = 0  # epochs trained
+    best: float = -math.inf  # the shown validation metric at the best checkpoint
+    best_values: dict[str, float] = field(default_factory=dict)  # each selection metric's best so far
+    best_epoch: int = -1  # 0-based epoch of the best checkpoint (-1: none yet)
+    bad: int = 0  # validations since the last improvement
+    seconds: float = 0.0  # training time spent in the stage (validation excluded)
+    best_blob: bytes | None = None  # the best checkpoint's weights (torch.save of the state dict)
+    stop_reason: str = ""  # set once the stage has stopped: patience | epochs | budget
+
+    def to_state(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], shown: str) -> StageProgress:
+        """From ``state.pt``'s keys; files written before ``best_values``/``stop_reason`` existed resume too."""
+        best = state["best"]
+        return cls(
+            epoch=state["epoch"],
+            best=best,
+            best_values=dict(state.get("best_values") or {shown: best}),
+            best_epoch=state["best_epoch"],
+            bad=state["bad"],
+            seconds=state["seconds"],
+            best_blob=state["best_blob"],
+            stop_reason=state.get("stop_reason", ""),
+        )
+
+
+@dataclass
+class ResumeState:
+    """``state.pt``: the stage in progress (``progress`` and ``optimizer`` set) or the next stage to start.
+
+    ``stage`` counts from 0; when every stage has finished it equals the number of stages.
+    """
+
+    stage: int
+    done: list[StageResult]
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any] | None = None
+    progress: StageProgress | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "stage": self.stage,
+            "epoch": self.progress.epoch if self.progress else 0,
+            "done": [asdict(s) for s in self.done],
+            "model": self.model,
+        }
+        if self.progress is not None:
+            state.update(self.progress.to_state(), optimizer=self.optimizer)
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], shown: str) -> ResumeState:
+        in_stage = "optimizer" in state
+        return cls(
+            stage=state["stage"],
+            done=[StageResult(**s) for s in state["done"]],
+            model=state["model"],
+            optimizer=state["optimizer"] if in_stage else None,
+            progress=StageProgress.from_state(state, shown) if in_stage else None,
+        )
+
+
+@dataclass
+class EpochLoss:
+    """Sums over one epoch's batches: the loss and its named parts."""
+
+    total: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)
+    batches: int = 0
+
+    def describe(self) -> str:
+        n = max(1, self.batches)
+        return f"loss={self.total / n:.4f} " + " ".join(f"{k}={v / n:.4f}" for k, v in self.parts.items())
 
 
 def _state_bytes(model: SeqRecModel) -> bytes:
@@ -109,6 +194,10 @@ class Trainer:
                 "train.layout=parallel needs a causal model, but this one is built for the prefix recipe "
                 "(its attention would see the targets); set params.recipe=parallel instead"
             )
+        tc = config.train
+        self.state_path = run_dir / STATE if run_dir else None
+        self.keys = selection_keys(tc)  # the metrics that can make a checkpoint the best
+        self.shown = "NDCG@20" if tc.select_metric == "any" else tc.select_metric  # the one logged and recorded
 
     def validate(self) -> dict[str, dict[str, float]]:
         tc = self.config.train
@@ -118,123 +207,136 @@ class Trainer:
         return res.metrics
 
     def fit(self) -> TrainResult:
-        tc = self.config.train
-        if tc.threads > 0:
-            torch.set_num_threads(tc.threads)
-        state_path = self.run_dir / STATE if self.run_dir else None
-        state = load_state(state_path) if state_path else None
-        result = TrainResult([StageResult(**s) for s in state["done"]] if state else [])
-        if state:
-            self.log(f"resuming from {state_path}: stage {state['stage']} epoch {state['epoch']}")
+        """Every stage in turn, from where ``state.pt`` left off; the model ends with each stage's best weights."""
+        if self.config.train.threads > 0:
+            torch.set_num_threads(self.config.train.threads)
+        state = self._load_state()
+        result = TrainResult(list(state.done) if state else [])
         if not self.model.trainable:  # nothing to fit, but the saved run must hold what it observed (pop's counts)
             self.model.observe(self.split.train)
             return result
-        for si, plan in enumerate(self.model.stages()):
-            if state and si < state["stage"]:
-                self.model.begin_stage(plan.name)
-                continue
+        for index, plan in enumerate(self.model.stages()):
             self.model.begin_stage(plan.name)
-            self.model.observe(self.split.train)
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            wd = tc.weight_decay if plan.weight_decay is None else plan.weight_decay
-            opt = adam(params, lr=tc.lr * plan.lr_scale, weight_decay=wd)
-            epochs = plan.epochs if plan.epochs is not None else tc.epochs
-            start, best, best_epoch, bad, seconds, best_blob = 0, -math.inf, -1, 0, 0.0, None
-            best_values: dict[str, float] = {}  # each selection metric's best so far
-            keys, shown = selection_keys(tc), "NDCG@20" if tc.select_metric == "any" else tc.select_metric
-            if state and si == state["stage"] and "optimizer" not in state:
-                self.model.load_state_dict(state["model"])  # previous stage finished
-                state = None
-            if state and si == state["stage"]:
-                self.model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                start, best, best_epoch, bad, seconds = (
-                    state["epoch"],
-                    state["best"],
-                    state["best_epoch"],
-                    state["bad"],
-                    state["seconds"],
-                )
-                best_blob = state["best_blob"]
-                best_values = dict(state.get("best_values") or {shown: best})
-                state = None
-            stopped, reason = False, "epochs"
-            epoch = start - 1
-            if bad >= tc.patience:  # interrupted after early stopping, before the stage was closed
-                start = epochs
-            bar = tqdm(total=epochs, initial=start, desc=plan.name, unit="epoch", disable=not self.progress)
-            for epoch in range(start, epochs):
-                bar.update(1)
-                t0 = time.perf_counter()
-                left = tc.time_budget_s - seconds if tc.time_budget_s else float("inf")
-                loss_sum, parts_sum, n = self._train_epoch(opt, si, epoch, plan.name, left, epochs)
-                seconds += time.perf_counter() - t0
-                last = epoch + 1 == epochs or (tc.time_budget_s and seconds >= tc.time_budget_s)
-                if (epoch + 1) % tc.eval_every and not last:
-                    continue
-                metrics = self.validate()
-                value = metrics[tc.select_protocol][shown]
-                bar.set_postfix_str(f"valid {shown}={value:.4f} best={max(best, value):.4f}")
-                if update_best(metrics[tc.select_protocol], best_values, keys):
-                    best, best_epoch, bad, best_blob = value, epoch, 0, _state_bytes(self.model)
-                    if self.run_dir:
-                        save_weights(self.model, self.run_dir / BEST)
-                else:
-                    bad += 1
-                parts = " ".join(f"{k}={v / max(1, n):.4f}" for k, v in parts_sum.items())
-                self.log(
-                    f"stage={plan.name} epoch={epoch + 1} loss={loss_sum / max(1, n):.4f} {parts} "
-                    f"valid_{tc.select_protocol}_{shown}={value:.4f} best={best:.4f}@{best_epoch + 1} "
-                    f"time={seconds:.1f}s"
-                )
-                stopped = bad >= tc.patience or bool(last)
-                if stopped:
-                    reason = "patience" if bad >= tc.patience else "epochs" if epoch + 1 == epochs else "budget"
-                    if reason == "budget" and bad == 0:
-                        self.log(
-                            f"warning: stage {plan.name} ended by train.time_budget_s={tc.time_budget_s:g} at epoch "
-                            f"{epoch + 1} while validation was still improving; raise the budget or set it to 0"
-                        )
-                if state_path:
-                    save_state(
-                        state_path,
-                        {
-                            "stage": si,
-                            "epoch": epoch + 1,
-                            "best": best,
-                            "best_values": best_values,
-                            "best_epoch": best_epoch,
-                            "bad": bad,
-                            "seconds": seconds,
-                            "best_blob": best_blob,
-                            "model": self.model.state_dict(),
-                            "optimizer": opt.state_dict(),
-                            "done": [s.__dict__ for s in result.stages],
-                        },
-                    )
-                if stopped:
-                    break
-            bar.close()
-            if best_blob is not None:
-                _restore(self.model, best_blob)
-            if start >= epochs and bad >= tc.patience:
-                reason = "patience"
-            result.stages.append(
-                StageResult(plan.name, epoch + 1 if epochs else 0, seconds, best_epoch + 1, best, reason)
-            )
-            if state_path:
-                save_state(
-                    state_path,
-                    {
-                        "stage": si + 1,
-                        "epoch": 0,
-                        "done": [s.__dict__ for s in result.stages],
-                        "model": self.model.state_dict(),
-                    },
-                )
+            if state and index < state.stage:  # finished before the interruption
+                continue
+            resume, state = (state, None) if state and index == state.stage else (None, state)
+            result.stages.append(self._fit_stage(index, plan, resume, result.stages))
         if state is not None:  # every stage had finished before the interruption
-            self.model.load_state_dict(state["model"])
+            self.model.load_state_dict(state.model)
         return result
+
+    def _load_state(self) -> ResumeState | None:
+        saved = load_state(self.state_path) if self.state_path else None
+        if saved is None:
+            return None
+        self.log(f"resuming from {self.state_path}: stage {saved['stage']} epoch {saved['epoch']}")
+        return ResumeState.from_state(saved, self.shown)
+
+    def _save_state(self, state: ResumeState) -> None:
+        if self.state_path:
+            save_state(self.state_path, state.to_state())
+
+    def _fit_stage(
+        self, index: int, plan: StagePlan, resume: ResumeState | None, done: list[StageResult]
+    ) -> StageResult:
+        """Stage ``index`` from its start or ``resume``; ends on its best weights, ``state.pt`` on the next stage."""
+        tc = self.config.train
+        self.model.observe(self.split.train)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        wd = tc.weight_decay if plan.weight_decay is None else plan.weight_decay
+        opt = adam(params, lr=tc.lr * plan.lr_scale, weight_decay=wd)
+        epochs = plan.epochs if plan.epochs is not None else tc.epochs
+        progress = StageProgress()
+        if resume is not None:
+            self.model.load_state_dict(resume.model)
+            if resume.progress is not None:  # else the previous stage had finished: this one starts afresh
+                opt.load_state_dict(resume.optimizer)
+                progress = resume.progress
+        if not progress.stop_reason and progress.bad >= tc.patience:
+            progress.stop_reason = "patience"  # interrupted after early stopping (a state from before stop_reason)
+        start = epochs if progress.stop_reason else progress.epoch
+        bar = tqdm(total=epochs, initial=start, desc=plan.name, unit="epoch", disable=not self.progress)
+        for epoch in range(start, epochs):
+            bar.update(1)
+            if self._epoch(opt, index, plan, epoch, epochs, progress, bar, done):
+                break
+        bar.close()
+        if progress.best_blob is not None:
+            _restore(self.model, progress.best_blob)
+        stage = StageResult(
+            plan.name,
+            progress.epoch if epochs else 0,
+            progress.seconds,
+            progress.best_epoch + 1,
+            progress.best,
+            progress.stop_reason or "epochs",
+        )
+        self._save_state(ResumeState(index + 1, [*done, stage], self.model.state_dict()))
+        return stage
+
+    def _epoch(
+        self,
+        opt: torch.optim.Optimizer,
+        index: int,
+        plan: StagePlan,
+        epoch: int,
+        epochs: int,
+        progress: StageProgress,
+        bar: tqdm,
+        done: list[StageResult],
+    ) -> bool:
+        """Train epoch ``epoch``; validate, log and save ``state.pt`` when it is due. True when the stage stops."""
+        tc = self.config.train
+        t0 = time.perf_counter()
+        left = tc.time_budget_s - progress.seconds if tc.time_budget_s else float("inf")
+        loss = self._train_epoch(opt, index, epoch, plan.name, left, epochs)
+        progress.seconds += time.perf_counter() - t0
+        progress.epoch = epoch + 1
+        last = epoch + 1 == epochs or bool(tc.time_budget_s and progress.seconds >= tc.time_budget_s)
+        if (epoch + 1) % tc.eval_every and not last:
+            return False
+        best_before = progress.best
+        value = self._select(progress, epoch)
+        bar.set_postfix_str(f"valid {self.shown}={value:.4f} best={max(best_before, value):.4f}")
+        self.log(
+            f"stage={plan.name} epoch={epoch + 1} {loss.describe()} "
+            f"valid_{tc.select_protocol}_{self.shown}={value:.4f} best={progress.best:.4f}@{progress.best_epoch + 1} "
+            f"time={progress.seconds:.1f}s"
+        )
+        if progress.bad >= tc.patience or last:
+            progress.stop_reason = self._stop_reason(plan, progress, epoch, epochs)
+        self._save_state(ResumeState(index, done, self.model.state_dict(), opt.state_dict(), progress))
+        return bool(progress.stop_reason)
+
+    def _select(self, progress: StageProgress, epoch: int) -> float:
+        """Validate; keep the weights as the best (and ``best.safetensors``) when a selection metric improved.
+
+        Returns the shown metric's value."""
+        tc = self.config.train
+        metrics = self.validate()[tc.select_protocol]
+        value = metrics[self.shown]
+        if update_best(metrics, progress.best_values, self.keys):
+            progress.best, progress.best_epoch, progress.bad = value, epoch, 0
+            progress.best_blob = _state_bytes(self.model)
+            if self.run_dir:
+                save_weights(self.model, self.run_dir / BEST)
+        else:
+            progress.bad += 1
+        return value
+
+    def _stop_reason(self, plan: StagePlan, progress: StageProgress, epoch: int, epochs: int) -> str:
+        """Why the stage stops after ``epoch``; warns when the time budget cut a still improving stage."""
+        tc = self.config.train
+        if progress.bad >= tc.patience:
+            return "patience"
+        if epoch + 1 == epochs:
+            return "epochs"
+        if progress.bad == 0:
+            self.log(
+                f"warning: stage {plan.name} ended by train.time_budget_s={tc.time_budget_s:g} at epoch "
+                f"{epoch + 1} while validation was still improving; raise the budget or set it to 0"
+            )
+        return "budget"
 
     def _train_epoch(
         self,
@@ -244,7 +346,7 @@ class Trainer:
         name: str,
         budget_s: float = float("inf"),
         epochs: int = 1,
-    ) -> tuple[float, dict[str, float], int]:
+    ) -> EpochLoss:
         """One pass over the training batches; stops early once ``budget_s`` seconds are spent."""
         start = time.perf_counter()
         cfg, tc = self.config, self.config.train
@@ -266,7 +368,7 @@ class Trainer:
         base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
         for g, lr in zip(opt.param_groups, base_lrs, strict=True):
             g["initial_lr"] = lr  # the stage's lr, which the schedule scales
-        loss_sum, parts_sum, n = 0.0, {}, 0
+        loss = EpochLoss()
         bar = tqdm(batches, total=total, desc=f"{name} {epoch + 1}", leave=False, disable=not self.progress)
         for i, batch in enumerate(bar):
             factor = lr_factor(tc, epoch, i, total, epochs)
@@ -278,11 +380,11 @@ class Trainer:
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tc.grad_clip)
             opt.step()
-            loss_sum += float(out.loss.detach())
+            loss.total += float(out.loss.detach())
             for k, v in out.parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v
-            n += 1
-            bar.set_postfix(loss=f"{loss_sum / n:.4f}")
+                loss.parts[k] = loss.parts.get(k, 0.0) + v
+            loss.batches += 1
+            bar.set_postfix(loss=f"{loss.total / loss.batches:.4f}")
             if time.perf_counter() - start >= budget_s:  # the stage's time budget ends inside this epoch
                 break
-        return loss_sum, parts_sum, n
+        return loss
