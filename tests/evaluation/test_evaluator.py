@@ -234,3 +234,27 @@ def test_ild_of_a_hand_computed_top_3_through_the_evaluator() -> None:
     assert res.diversity["paper"]["ILD@3"] == pytest.approx(expected, abs=1e-6)
     assert res.diversity["paper"]["Coverage@3"] == pytest.approx(5 / 5)
     assert ild(torch.tensor([[4, 1, 0]]), vectors).item() == pytest.approx(2 / 3, abs=1e-6)
+
+
+def test_ranks_of_both_protocols_equal_the_reference_ranking_with_ties_nan_and_inf() -> None:
+    from fave.evaluation.evaluator import ranks_both
+    from fave.evaluation.metrics import target_ranks
+
+    gen = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        B, N = 16, 40
+        scores = torch.randint(0, 6, (B, N), generator=gen).float()  # many ties
+        if trial % 2:
+            scores = torch.randn(B, N, generator=gen)
+        scores[0, :5] = float("nan")
+        scores[1, 3] = float("inf")
+        target_col = torch.randint(0, N, (B,), generator=gen)
+        scores[2, target_col[2]] = float("nan")  # a NaN target
+        scores[3, target_col[3]] = float("-inf")  # a -inf target
+        scores[3, :7] = float("-inf")
+        inputs = [rng.integers(1, N + 1, size=rng.integers(0, 12)) for _ in range(B)]
+        inputs[4] = np.array([int(target_col[4]) + 1, int(target_col[4]) + 1, 2])  # target and repeats in the history
+        got = ranks_both(scores, inputs, target_col)
+        assert torch.equal(got["paper"], target_ranks(scores, target_col))
+        assert torch.equal(got["masked"], target_ranks(mask_history(scores, inputs, target_col), target_col))
