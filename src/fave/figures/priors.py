@@ -83,7 +83,7 @@ def run_priors(
     v = draw_priors(run, test, seed, batch_size)
     n = len(test.targets)
     shown = sample_rows(n, points, seed)
-    stage = str(run.config.params.get("stage", ""))
+    stage = str(run.model.config.stage)
     result: dict[str, Any] = {
         "figure": "prior distributions (paper Figure 4)",
         "command": command,
@@ -187,8 +187,7 @@ def render_markdown(result: dict[str, Any], png: str = "prior-distribution.png")
         + ", ".join(f"{k} {v['mean']:.3f}" for k, v in result["spread_unit"].items()),
         "",
         "The random catalog item (uniform over all items) is a reference, not a prior any model uses: an item "
-        "embedding is close to other item embeddings whatever the user, so the anchor's gain over it is what the "
-        "user's own history adds.",
+        "embedding drawn without looking at the user; the anchor's gain over it is what the user's own history adds.",
         "",
     ]
     return "\n".join(lines)

@@ -35,8 +35,9 @@ class FigureRun:
     def describe(self) -> dict[str, Any]:
         """What the figure's JSON says about the run: where, which model/stage/seed, its test H@20."""
         info: dict[str, Any] = {"run": self.path, "model": self.config.model, "seed": self.config.seed}
-        if "stage" in self.config.params:
-            info["stage"] = str(self.config.params["stage"])
+        stage = getattr(self.model.config, "stage", None)  # FAVE's: 1 | 2 | both
+        if stage is not None:
+            info["stage"] = str(stage)
         metrics = Path(self.path) / METRICS
         if metrics.is_file():
             test = json.loads(metrics.read_text(encoding="utf-8")).get("test", {}).get("paper", {})
