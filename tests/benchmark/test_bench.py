@@ -1,15 +1,18 @@
 """Benchmark: FLOPs affine in steps, the floor, memory tracking, round-robin order, the
-whole bench on a tiny generated dataset (JSON keys, Markdown), and the CLI on tiny runs."""
+whole bench on a tiny generated dataset (JSON keys, Markdown, FAVE's row on ONNX Runtime with its
+top-10 checked against eager, the eager fallback named), and the CLI on tiny runs."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
 
+from fave.benchmark import floor as floor_module
 from fave.benchmark.bench import BenchSettings, run_bench
 from fave.benchmark.cli import COMMANDS, add_bench_parser
 from fave.benchmark.floor import FloorScorer
@@ -20,6 +23,7 @@ from fave.benchmark.report import render_markdown, write_bench
 from fave.config import RunConfig, build_dataclass
 from fave.data.dataset import IdMap, SequenceData, Split
 from fave.data.load import load_dataset
+from fave.errors import FaveError
 from fave.models.registry import build_model, model_class
 from fave.training.checkpoint import save_config, save_id_map, save_weights
 
@@ -104,6 +108,10 @@ def test_round_robin_rotates_and_interleaves() -> None:
     assert s["p50"] == pytest.approx(50.5) and s["p95"] == pytest.approx(95.05) and s["n"] == 100
 
 
+def has_onnx() -> bool:
+    return floor_module._missing_onnx() is None
+
+
 def test_bench_on_a_tiny_dataset(tmp_path) -> None:
     split = tiny_split()
     models = {"fave": model("fave"), "fmrec": model("fmrec", sample_steps=3)}
@@ -127,6 +135,7 @@ def test_bench_on_a_tiny_dataset(tmp_path) -> None:
             "test_set_runs_s",
             "peak_memory_mb",
             "vs_reference",
+            "path",
         } <= set(row), name
         assert row["latency_ms"]["n"] == 6 and set(row["throughput"]) == {"4", "8"}
         assert len(row["test_set_runs_s"]) == 2 and row["test_set_s"] > 0
@@ -136,12 +145,59 @@ def test_bench_on_a_tiny_dataset(tmp_path) -> None:
     assert rows["fmrec"]["vs_reference"]["flops"] > 2
     assert rows["floor"]["flops_per_user"] == rows["fave"]["flops_per_user"]
     assert res["meta"]["users"] == 12 and res["meta"]["reference"] == "fave"
+    assert rows["fmrec"]["path"] == rows["floor"]["path"] == "eager" and "top10_vs_eager" not in rows["fmrec"]
+    path = "onnx" if has_onnx() else "eager"  # auto: ONNX Runtime when installed
+    assert rows["fave"]["path"] == path and (rows["fave"]["path_note"] is None) == (path == "onnx")
+    ratio = rows["fave"]["latency_ms"]["p50"] / rows["floor"]["latency_ms"]["p50"]
+    assert res["meta"]["vs_floor"] == [{"model": "fave", "path": path, "latency_p50": pytest.approx(ratio)}]
     md = render_markdown(res)
     assert "| Model | FLOPs/user | MACs/user | Latency p50 (ms) | Whole test set (s) |" in md
     assert md.count("\n| fmrec |") == 2 and "Paper Table 3" in md
+    assert md.count(f"\n| fave ({'onnx' if path == 'onnx' else 'eager*'}) |") == 2
+    assert f"Batch-1 latency p50 of fave ({path}) / floor, same run: **{ratio:.2f}x**" in md
+    if path == "onnx":  # the top-10 check ran on every test user, and agrees
+        check = rows["fave"]["top10_vs_eager"]
+        assert check["identical"] == check["users"] == 12 and check["k"] == 10
+        assert check["max_abs_score_diff"] < 1e-4
+        assert "identical top-10 to eager torch for 12/12 test users" in md
     json_path, md_path = write_bench(res, tmp_path)
     assert json.loads(json_path.read_text())["models"]["fmrec"]["network_calls"] == 3
     assert md_path.read_text() == md
+
+
+def test_onnx_scorer_times_what_the_serving_runtime_scores() -> None:
+    if not has_onnx():
+        pytest.skip("onnxruntime or onnxscript not installed")
+    split = tiny_split()
+    fave = model("fave")
+    path = floor_module.row_path(fave, 10, 0, torch.device("cpu"), "onnx")
+    assert path.path == "onnx" and path.runtime is not None and path.runtime.runtime is not None
+    batch = user_batch(split.eval_set("test"), range(5), 10, "cpu")  # left-padded to the longest history
+    eager = floor_module.ServingScorer(fave, 10, 0)
+    histories = [split.eval_set("test").inputs[j][-10:] for j in range(5)]
+    torch.testing.assert_close(path.scorer(batch), eager(histories), atol=1e-4, rtol=1e-4)
+    check = floor_module.same_top_k(path.runtime, split.eval_set("test"), 10, batch_size=5)
+    assert check["identical"] == check["users"] == 12
+
+
+def test_fave_row_falls_back_to_eager_and_says_why(monkeypatch) -> None:
+    split = tiny_split()
+    settings = BenchSettings(batch_sizes=(4,), latency_users=2, warmup=1, repeats=1, flop_users=4)
+    monkeypatch.setattr(floor_module, "_missing_onnx", lambda: "onnxruntime not installed (pip install 'fave[export]')")
+    res = run_bench({"fave": model("fave")}, split.eval_set("test"), 10, settings)
+    row = res["models"]["fave"]
+    assert row["path"] == "eager" and "onnxruntime not installed" in row["path_note"]
+    assert "top10_vs_eager" not in row and res["meta"]["vs_floor"][0]["path"] == "eager"
+    md = render_markdown(res)
+    assert "\n| fave (eager*) |" in md and "`fave (eager*)`: timed in eager torch: onnxruntime not installed" in md
+    with pytest.raises(FaveError, match="--fave-path onnx: onnxruntime not installed"):
+        run_bench({"fave": model("fave")}, split.eval_set("test"), 10, BenchSettings(fave_path="onnx"))
+    monkeypatch.undo()
+    gaussian = run_bench({"fave": model("fave", prior="gaussian")}, split.eval_set("test"), 10, settings)
+    assert "no one-step graph" in gaussian["models"]["fave"]["path_note"]  # never silently eager
+    eager = dataclasses.replace(settings, fave_path="eager")
+    asked = run_bench({"fave": model("fave")}, split.eval_set("test"), 10, eager)
+    assert asked["models"]["fave"]["path_note"] == "eager torch (asked for)"
 
 
 def test_cli_bench_and_steps_on_tiny_runs(tmp_path, capsys) -> None:
@@ -180,11 +236,14 @@ def test_cli_bench_and_steps_on_tiny_runs(tmp_path, capsys) -> None:
             "1",
             "--data-dir",
             data_dir,
+            "--fave-path",
+            "eager",  # the onnx path is checked above; the export costs seconds
         ]
     )
     assert COMMANDS[args.command](args) == 0
     res = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert list(res["models"]) == ["fave", "fmrec", "floor"] and res["meta"]["users"] == 8
+    assert res["models"]["fave"]["path"] == "eager" and res["meta"]["fave_path"] == "eager"
     args = parser.parse_args(
         [
             "bench-steps",

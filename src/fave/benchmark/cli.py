@@ -39,6 +39,13 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flop-users", type=int, default=256, help="users FLOPs are averaged over (0 = all)")
     p.add_argument("--reference", default="fave", help="model the ratios divide by")
     p.add_argument("--no-floor", action="store_true", help="skip the bare-network floor row")
+    p.add_argument(
+        "--fave-path",
+        choices=["auto", "onnx", "eager"],
+        default="auto",
+        help="FAVE's row: auto = its one-step graph in ONNX Runtime when installed (else eager, noted), "
+        "onnx = fail without it, eager = torch",
+    )
     p.add_argument("--max-len", type=int, default=None, help="history length (default: the config's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="data directory (default: $FAVE_DATA_DIR or ~/.cache/fave)")
@@ -115,6 +122,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         eval_batch_size=args.eval_batch_size,
         flop_users=args.flop_users or None,
         floor=not args.no_floor,
+        fave_path=args.fave_path,
         reference=args.reference,
         seed=args.seed,
         dataset=config.dataset,

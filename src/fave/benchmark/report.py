@@ -35,6 +35,36 @@ def _ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}x"
 
 
+def label(name: str, row: dict) -> str:
+    """A row's name in the tables: with its path when it has a choice of one (``fave (onnx)``,
+    ``fave (eager*)`` for a fallback explained under the table)."""
+    if row.get("path") == "onnx":
+        return f"{name} (onnx)"
+    return f"{name} (eager*)" if row.get("path_note") else name
+
+
+def _path_lines(meta: dict, rows: dict) -> list[str]:
+    """What FAVE's row ran on, its top-10 check against eager, and its latency over the floor's."""
+    lines = []
+    for name, r in rows.items():
+        check = r.get("top10_vs_eager")
+        if r.get("path") == "onnx" and check:
+            lines.append(
+                f"`{label(name, r)}`: its one-step graph exported to ONNX on the fly from the weights benched "
+                f"and run by ONNX Runtime with the library's draws; identical top-{check['k']} to eager torch for "
+                f"{check['identical']}/{check['users']} test users "
+                f"(max |score diff| {check['max_abs_score_diff']:.1e})."
+            )
+        elif r.get("path_note"):
+            lines.append(f"`{label(name, r)}`: timed in {r['path_note']}.")
+    for v in meta.get("vs_floor") or []:
+        lines.append(
+            f"Batch-1 latency p50 of {v['model']} ({v['path']}) / floor, same run: **{v['latency_p50']:.2f}x** "
+            "(goal <= 0.5x)."
+        )
+    return ["", *lines] if lines else []
+
+
 def render_markdown(result: dict) -> str:
     """Main table (paper's Table 3 columns and ratios to the reference), then details."""
     meta, rows = result["meta"], result["models"]
@@ -56,7 +86,7 @@ def render_markdown(result: dict) -> str:
         vs = r.get("vs_reference", {})
         ratios = " | ".join(_ratio(vs.get(k)) for k in ("flops", "latency_p50", "test_set_s"))
         lines.append(
-            f"| {name} | {si(r['flops_per_user'])} | {si(r['macs_per_user'])} "
+            f"| {label(name, r)} | {si(r['flops_per_user'])} | {si(r['macs_per_user'])} "
             f"| {r['latency_ms']['p50']:.2f} "
             f"| {r['test_set_s']:.2f} | {ratios} |"
         )
@@ -72,16 +102,17 @@ def render_markdown(result: dict) -> str:
         thr = " | ".join(f"{r['throughput'][b]['users_per_s']:.1f}" for b in sizes)
         calls = "-" if r["network_calls"] is None else str(r["network_calls"])
         lines.append(
-            f"| {name} | {si(r['params'])} | {si(r.get('inference_params'))} | {calls} "
+            f"| {label(name, r)} | {si(r['params'])} | {si(r.get('inference_params'))} | {calls} "
             f"| {r['latency_ms']['p95']:.2f} | {thr}{' |' if sizes else ''} "
             f"{r['peak_memory_mb']:.3g} |"
         )
+    lines += _path_lines(meta, rows)
     lines += ["", meta["notes"]]
     if meta.get("floor"):
         lines += [
             "",
             "`floor`: one bare forward pass of FAVE's network plus scoring against all items "
-            "(no prior construction), the lower bound of a one-step model's latency.",
+            "(no prior construction) in eager torch, the lower bound of a one-step model's eager latency.",
         ]
     paper = PAPER_TABLE3.get(str(meta.get("dataset")))
     if paper:
