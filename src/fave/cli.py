@@ -39,6 +39,9 @@ def _add_figure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-users", type=int, default=0, help="test users behind the distances (default 0: all)")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--note", default="", help="conditions worth knowing (machine load, budgets), kept in JSON and Markdown"
+    )
     _add_data_dir(p)
 
 
@@ -345,6 +348,7 @@ def cmd_figure(args: argparse.Namespace) -> int:
     common = ["--out", args.out, "--seed", str(args.seed)]
     common += ["--eval-users", str(args.eval_users)] if args.eval_users else []
     common += ["--threads", str(args.threads)] if args.threads else []
+    common += ["--note", args.note] if args.note else []
     if args.figure == "trajectories":
         from fave.figures.trajectories import run_trajectories, write_trajectories
 
@@ -360,6 +364,7 @@ def cmd_figure(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             data_dir=args.data_dir,
             command=shlex.join(command),
+            note=args.note,
         )
         paths = write_trajectories(result, args.out)
     else:
@@ -374,6 +379,7 @@ def cmd_figure(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             data_dir=args.data_dir,
             command=shlex.join(command),
+            note=args.note,
         )
         paths = write_priors(result, args.out)
     print(paths[2].read_text(encoding="utf-8"))

@@ -101,7 +101,7 @@ def test_trajectories_of_a_stage1_only_fave_say_so(runs, tmp_path) -> None:
 
 def test_priors_command_writes_png_json_md(runs, tmp_path) -> None:
     out = tmp_path / "prior-distribution"
-    assert main(["figure", "priors", str(runs["fave"]), "--out", str(out), "--points", "8"]) == 0
+    assert main(["figure", "priors", str(runs["fave"]), "--out", str(out), "--points", "8", "--note", "load 6"]) == 0
     assert out.with_suffix(".png").read_bytes()[:8] == PNG
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["users"] == 14 and len(data["map"]["anchor"]) == 8 and len(data["map"]["gaussian"]) == 8
@@ -111,6 +111,7 @@ def test_priors_command_writes_png_json_md(runs, tmp_path) -> None:
     assert data["anchor"]["p_keep_inference"] == 0.75 and not data["anchor"]["stage1_only_run"]
     md = out.with_suffix(".md").read_text()
     assert data["command"] in md and "| semantic anchor prior" in md
+    assert data["conditions"] == "load 6" and "Conditions: load 6" in md and "--note 'load 6'" in data["command"]
 
 
 def test_figures_refuse_the_wrong_models(runs, tmp_path, capsys) -> None:

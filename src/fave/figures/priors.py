@@ -74,6 +74,7 @@ def run_priors(
     batch_size: int = 512,
     data_dir: str | Path | None = None,
     command: str = "",
+    note: str = "",
 ) -> dict[str, Any]:
     """Figure 4's data: distances over ``eval_users`` test users (0: all) and a t-SNE map of
     ``points`` of them (seeded), each contributing its Gaussian draw, its anchor and its target."""
@@ -90,6 +91,7 @@ def run_priors(
         "dataset": run.config.dataset,
         "split": "test: each user's last item, input = training part + validation item (leave-one-out)",
         "seed": seed,
+        "conditions": note,
         "run": run.describe(),
         "anchor": {
             "p_keep_inference": inference_p_keep(run.model),
@@ -162,6 +164,8 @@ def render_markdown(result: dict[str, Any], png: str = "prior-distribution.png")
         f"Seed {result['seed']} (users drawn, noise, anchors).",
         f"Anchor prior: {a['drawn_by']}; retention p = {a['p_keep_inference']}, k over `{a['anchor_positions']}`.",
     ]
+    if result.get("conditions"):
+        lines.append(f"Conditions: {result['conditions']}")
     if a["stage1_only_run"]:
         lines.append(
             "This run is Stage-1-only: the anchor uses its item table (Stage 2 would freeze that table, so the "

@@ -24,6 +24,7 @@ from fave.figures.states import collect, fave_states, fmrec_states, one_step_inf
 from fave.models.fave import FAVE
 from fave.models.fmrec import FMRec
 
+NAMES = {"fave": "FAVE", "fmrec": "FMRec"}
 NOTE = (
     "FAVE and FMRec have different item embedding tables: each panel is its own t-SNE of that "
     "model's states, its own target embeddings and a sample of its own item embeddings (grey); "
@@ -95,6 +96,7 @@ def run_trajectories(
     batch_size: int = 512,
     data_dir: str | Path | None = None,
     command: str = "",
+    note: str = "",
 ) -> dict[str, Any]:
     """Figure 3's data: per-step distances over ``eval_users`` test users (0: all) and the t-SNE
     maps of ``users`` of them (seeded; the same users in both panels)."""
@@ -115,6 +117,7 @@ def run_trajectories(
         "split": "test: each user's last item, input = training part + validation item (leave-one-out)",
         "seed": seed,
         "note": NOTE,
+        "conditions": note,
         "runs": {"fave": fave.describe(), "fmrec": fmrec.describe()},
         "plotted_users": raw_users(fave, test.users[plotted]),
         "plotted_targets": raw_items(fave, test.targets[plotted]),
@@ -152,7 +155,11 @@ def plot_trajectories(result: dict[str, Any]) -> Any:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), gridspec_kw={"width_ratios": [1, 1, 0.9]})
     colors = plt.get_cmap("tab10").colors
-    titles = {"fave": "FAVE: one step from the anchor prior", "fmrec": "FMRec: Euler steps from Gaussian noise"}
+    stage1 = "Stage-1-only" in result["distance_to_target"]["fave"]["inference"]
+    titles = {
+        "fave": "FAVE" + (" (Stage-1-only run)" if stage1 else "") + ": one step from the anchor prior",
+        "fmrec": f"FMRec: {len(result['distance_to_target']['fmrec']['t']) - 1} Euler steps from Gaussian noise",
+    }
     for ax, key in zip(axes[:2], ("fave", "fmrec"), strict=True):
         m = result["maps"][key]
         bg = np.asarray(m["background_xy"]).reshape(-1, 2)
@@ -180,7 +187,8 @@ def plot_trajectories(result: dict[str, Any]) -> Any:
     for key, style in (("fave", "o-"), ("fmrec", ".-")):
         d = result["distance_to_target"][key]
         mean, std = np.asarray(d["cosine"]["mean"]), np.asarray(d["cosine"]["std"])
-        ax.plot(d["t"], mean, style, label=f"{key.upper() if key == 'fave' else 'FMRec'} ({len(d['t']) - 1} step(s))")
+        steps = len(d["t"]) - 1
+        ax.plot(d["t"], mean, style, label=f"{NAMES[key]} ({steps} step{'s' if steps > 1 else ''})")
         ax.fill_between(d["t"], mean - std, mean + std, alpha=0.15)
     n = result["distance_to_target"]["fave"]["users"]
     ax.set_xlabel("t (0: prior, 1: output)")
@@ -202,7 +210,7 @@ def render_markdown(result: dict[str, Any], png: str = "trajectories.png") -> st
         f"![trajectories]({png})",
         "",
         f"Split: {result['split']}. Seed {result['seed']} (users drawn, priors and noise).",
-        "",
+        *([f"Conditions: {result['conditions']}", ""] if result.get("conditions") else [""]),
         "| model | run | stage | seed | inference |",
         "|---|---|---|---|---|",
     ]
