@@ -244,6 +244,9 @@ def test_cli_bench_and_steps_on_tiny_runs(tmp_path, capsys) -> None:
     res = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert list(res["models"]) == ["fave", "fmrec", "floor"] and res["meta"]["users"] == 8
     assert res["models"]["fave"]["path"] == "eager" and res["meta"]["fave_path"] == "eager"
+    command = res["meta"]["command"]
+    assert command.startswith(f"fave bench --runs {runs[0]} {runs[1]} --out ") and "--fave-path eager" in command
+    assert f"Command: `{command}`" in (tmp_path / "bench" / "bench.md").read_text()
     args = parser.parse_args(
         [
             "bench-steps",

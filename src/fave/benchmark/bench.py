@@ -18,6 +18,7 @@ its columns of the table per model.
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -330,6 +331,7 @@ def _meta(
         "floor": floor,
         "fave_path": s.fave_path,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # at the end: a shared machine's other work
         "notes": (
             "FLOPs: matrix products counted by torch FlopCounterMode on score_all (every sampling "
             "step and the scoring against all items), per user; latency: one user per request; "

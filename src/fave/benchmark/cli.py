@@ -72,6 +72,19 @@ def _unique_names(runs: list[tuple[str, Path]]) -> list[str]:
     return [m if models.count(m) == 1 else f"{m}@{d.name}" for m, d in runs]
 
 
+def _command(name: str, args: argparse.Namespace) -> str:
+    """The command line that reproduces ``args`` (every option spelled out, defaults included)."""
+    import shlex
+
+    words = ["fave", name]
+    for key, value in vars(args).items():
+        flag = "--" + key.replace("_", "-")
+        if key == "command" or value is None or value is False:
+            continue
+        words += [flag] if value is True else [flag, *map(str, value if isinstance(value, list) else [value])]
+    return shlex.join(words)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
@@ -134,6 +147,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         settings,
         log=lambda line: print(f"[bench] {line}", flush=True),
     )
+    result["meta"]["command"] = _command("bench", args)
     paths = write_bench(result, args.out)
     print(render_markdown(result))
     print("written: " + ", ".join(str(p) for p in paths))

@@ -76,8 +76,11 @@ def render_markdown(result: dict) -> str:
         f"{meta['users']} test users, {meta['num_items']} items, max_len {meta['max_len']}; "
         f"device {meta['device']} ({meta['device_name']}), {meta['threads']} threads, "
         f"torch {meta['torch']}; "
-        f"{meta['date']}.",
+        f"{meta['date']}"
+        + (f"; load average {meta['load_average']} (1, 5, 15 min) at the end" if meta.get("load_average") else "")
+        + ".",
         "",
+        *([f"Command: `{meta['command']}`", ""] if meta.get("command") else []),
         f"| Model | FLOPs/user | MACs/user | Latency p50 (ms) | Whole test set (s) "
         f"| FLOPs / {name_ref} | Latency / {name_ref} | Test set / {name_ref} |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
