@@ -5,7 +5,7 @@
 # sasrec-beauty-loss) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
-#     | switches | sasrec-beauty-loss | report
+#     | switches | sasrec-beauty-loss | beauty-fast | eval-seeds | report
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -134,6 +134,20 @@ case "${1:-ml-100k}" in
     $F experiment experiments/switches.yaml ;;
   sasrec-beauty-loss)  # issue 13/14: SASRec on Beauty, sampled softmax against the full one, to early stopping
     $F experiment experiments/sasrec-beauty-loss.yaml ;;
+  beauty-fast)  # issue 13/14: FAVE on Beauty with sampled target CE + gathered reconstruction + cosine, seed 0
+    X=(--model fave --dataset beauty --seed 0 --set threads=1 --set time_budget_s=0 --set lr_schedule=cosine
+       --set warmup_epochs=1 --set params.ce_loss=sampled --set params.recon=gathered --set stage1_epochs=15)
+    train runs/beauty-fast/fave-stage1-seed0 "${X[@]}" --set stage=1 --set patience=100 --set eval_every=3
+    train runs/beauty-fast/fave-seed0 "${X[@]}" --set stage=2 --set patience=100 --set eval_every=3 \
+      --set init_from=runs/beauty-fast/fave-stage1-seed0
+    $F report runs/beauty-fast/*-seed* --out results/beauty-fast --command "bash scripts/reproduce.sh beauty-fast" \
+      --title "Beauty: FAVE with sampled target CE (1,024 negatives), gathered reconstruction, cosine lr; 15 + 3 epochs, seed 0" ;;
+  eval-seeds)  # issue 13: how much FAVE's test score moves with the inference draws (needs the switches block)
+    R=runs/ml-100k-switches
+    train "$R/cosine-stage2-from-seed0" --model fave --dataset ml-100k --seed 0 --set threads=1 --set time_budget_s=0 \
+      --set lr_schedule=cosine --set warmup_epochs=1 --set stage=2 --set stage1_epochs=20 --set patience=100 \
+      --set init_from="$R/cosine-seed0"
+    .venv/bin/python scripts/eval_seeds.py "$R/cosine-stage2-from-seed0" --seeds 10 --out results/fave-eval-seeds ;;
   report)
     $F report runs/ml-100k/*-seed* --out results/ml-100k --title "ML-100k: every model (Table 1)" \
       --command "bash scripts/reproduce.sh ml-100k; bash scripts/reproduce.sh baselines; bash scripts/reproduce.sh table1"
