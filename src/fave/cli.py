@@ -298,14 +298,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from fave.config import use_threads
     from fave.serving.export import export_run, verify_export
 
-    if args.threads < 0:
-        raise FaveError(f"--threads {args.threads}: give a positive number of threads (0: torch's default)")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     meta = export_run(args.run_dir, args.format, args.out)
     print(f"{args.format} graph written to {args.out} (inputs: {', '.join(meta['inputs'])}; sidecar {meta['sidecar']})")
     if args.verify:
@@ -339,12 +335,9 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 def cmd_figure(args: argparse.Namespace) -> int:
     import shlex
 
-    if args.threads < 0:
-        raise FaveError(f"--threads {args.threads}: give a positive number of threads (0: torch's default)")
-    if args.threads:
-        import torch
+    from fave.config import use_threads
 
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     common = ["--out", args.out, "--seed", str(args.seed)]
     common += ["--eval-users", str(args.eval_users)] if args.eval_users else []
     common += ["--threads", str(args.threads)] if args.threads else []

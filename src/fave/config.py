@@ -123,6 +123,16 @@ def check_device(name: str, key: str = "device") -> None:
         raise FaveError(f"{key} must be cpu, cuda, cuda:N or auto, got {name!r}")
 
 
+def use_threads(threads: int, flag: str = "--threads") -> None:
+    """Set torch's CPU thread count (0 keeps torch's default); a negative count is a clear error naming ``flag``."""
+    if threads < 0:
+        raise FaveError(f"{flag} {threads}: give a positive number of threads (0: torch's default)")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def resolve_device(name: str) -> torch.device:
     """``train.device`` as a torch device; a GPU that is asked for but not visible is an error, not a fallback."""
     import torch

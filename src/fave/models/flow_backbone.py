@@ -211,8 +211,6 @@ class FlowBackbone(nn.Module):
 
     def target_ce(self, f: Tensor, target: Tensor) -> Tensor:
         """Target-side cross-entropy of predictions f [P, D] against all items (eq. 12), targets [P] in 1..N."""
-        if self.config.ce_loss == "full":
-            return F.cross_entropy(f @ self.items.T, target - 1)
         return next_item_ce(f, self.items, target, self.config.ce_loss, self.config.ce_negatives)
 
     def decode(self, h_mid: Tensor) -> Tensor:

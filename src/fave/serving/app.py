@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from fave.config import use_threads
 from fave.errors import FaveError
 from fave.serving.batcher import MicroBatcher
 from fave.serving.metrics import CONTENT_TYPE, Metrics
@@ -231,16 +232,11 @@ def serve(
     and queued requests are answered, for at most 10 s). ``onnx``: score with that export."""
     if not 0 <= port <= 65535:
         raise FaveError(f"--port {port}: a port is between 0 and 65535")
-    if threads < 0:
-        raise FaveError(f"--threads {threads}: give a positive number of threads (0: torch's default)")
+    use_threads(threads)  # before loading: ONNX Runtime takes the same count
     try:
         import uvicorn
     except ImportError:
         raise FaveError("serving needs uvicorn: pip install 'fave[serve]'") from None
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)  # before loading: ONNX Runtime takes the same count
     rec = Recommender.from_run(run_dir, data_dir, onnx)
     app = create_app(rec, type(rec.model).__name__, max_batch=max_batch, max_wait_ms=max_wait_ms)
     fallback = "on" if rec.popularity is not None else "off (no data: start with --data-dir)"
