@@ -9,6 +9,7 @@ fave export runs/fave --format onnx --out runs/fave/model.onnx [--verify]
 fave loadtest runs/fave --out results/serving/NAME [--concurrency 1,4,16]
 fave figure trajectories RUN_FAVE RUN_FMREC --out results/figures/trajectories
 fave figure priors RUN_FAVE --out results/figures/prior-distribution
+fave figure sensitivity [PARAM=]RUN... --out results/figures/sensitivity
 fave experiment experiments/ml-100k.yaml [--seeds 0 1 2] [--dry-run]
 """
 
@@ -161,6 +162,26 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("fave_run")
     f.add_argument("--points", type=int, default=300, help="test users drawn in the map (default 300)")
     _add_figure_args(f)
+    f = figs.add_parser(
+        "sensitivity", help="Figure 5: HR@20 and NDCG@20 against alpha, beta, gamma and p, from finished FAVE runs"
+    )
+    f.add_argument(
+        "runs",
+        nargs="+",
+        metavar="[PARAM=]RUN",
+        help="FAVE run directories; PARAM (alpha, beta, gamma or p) names the parameter a run varies (default: the "
+        "one that differs from the paper's 0.5/0.2/0.1/0.75; a run at those values is every parameter's chosen point)",
+    )
+    f.add_argument("--out", required=True, help="path stem: writes OUT.png, OUT.json and OUT.md")
+    f.add_argument(
+        "--protocol", choices=["paper", "masked"], default="paper", help="protocol drawn (JSON and Markdown: both)"
+    )
+    f.add_argument(
+        "--command", dest="record_command", default="", help="the command that trained the runs, recorded with them"
+    )
+    f.add_argument(
+        "--note", default="", help="conditions worth knowing (machine load, budgets), kept in JSON and Markdown"
+    )
     p = sub.add_parser("experiment", help="run an experiment file (experiments/*.yaml): its trainings, then its report")
     p.add_argument("file", help="experiment YAML, e.g. experiments/ml-100k.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="replace the file's default seeds")
@@ -337,6 +358,8 @@ def cmd_figure(args: argparse.Namespace) -> int:
 
     from fave.config import use_threads
 
+    if args.figure == "sensitivity":
+        return _figure_sensitivity(args)
     use_threads(args.threads)
     common = ["--out", args.out, "--seed", str(args.seed)]
     common += ["--eval-users", str(args.eval_users)] if args.eval_users else []
@@ -375,6 +398,20 @@ def cmd_figure(args: argparse.Namespace) -> int:
             note=args.note,
         )
         paths = write_priors(result, args.out)
+    print(paths[2].read_text(encoding="utf-8"))
+    print("written: " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+def _figure_sensitivity(args: argparse.Namespace) -> int:
+    """``fave figure sensitivity``: reads finished runs only (no data, no model), so no threads or data dir."""
+    from fave.figures.sensitivity import run_sensitivity, write_sensitivity
+
+    command = ["fave", "figure", "sensitivity", *args.runs, "--out", args.out]
+    command += ["--protocol", args.protocol] if args.protocol != "paper" else []
+    command += ["--note", args.note] if args.note else []
+    result = run_sensitivity(args.runs, shlex.join(command), args.record_command, args.note)
+    paths = write_sensitivity(result, args.out, args.protocol)
     print(paths[2].read_text(encoding="utf-8"))
     print("written: " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0

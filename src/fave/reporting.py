@@ -80,22 +80,23 @@ def aggregate(run_dirs: list[str | Path]) -> dict[str, Any]:
             "model": runs[0]["model"],
             "dataset": runs[0]["dataset"],
             "seeds": [r["seed"] for r in runs],
-            "train_seconds": _stat([r["train_seconds"] for r in runs]),
+            "train_seconds": seed_stat([r["train_seconds"] for r in runs]),
         }
         stages: dict[str, list[float]] = {}
         for r in runs:
             for s in r.get("stages", []):
                 stages.setdefault(s["name"], []).append(s["seconds"])
-        entry["stage_seconds"] = {k: _stat(v) for k, v in stages.items()}
+        entry["stage_seconds"] = {k: seed_stat(v) for k, v in stages.items()}
         # epochs trained per seed (one count per stage): wall-clock budgets make them depend on the machine's speed
         entry["epochs"] = [[s.get("epochs") for s in r.get("stages", [])] for r in runs]
         for phase in ("valid", "test"):
             entry[phase] = {
-                p: {k: _stat([r[phase][p][k] for r in runs]) for k in runs[0][phase][p]} for p in ("paper", "masked")
+                p: {k: seed_stat([r[phase][p][k] for r in runs]) for k in runs[0][phase][p]}
+                for p in ("paper", "masked")
             }
         if all("diversity" in r for r in runs):
             entry["diversity"] = {
-                p: {k: _stat([r["diversity"][p][k] for r in runs]) for k in runs[0]["diversity"][p]}
+                p: {k: seed_stat([r["diversity"][p][k] for r in runs]) for k in runs[0]["diversity"][p]}
                 for p in runs[0]["diversity"]
             }
         out[label] = entry
@@ -130,7 +131,8 @@ def pct(stat: dict[str, float]) -> str:
     return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}"
 
 
-def _stat(values: list[float]) -> dict[str, float]:
+def seed_stat(values: list[float]) -> dict[str, float]:
+    """Mean, sample std (ddof 1; 0 for one value) and count of one number over seeds."""
     a = np.asarray(values, dtype=float)
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a)}
 
