@@ -1,6 +1,7 @@
 """The command line: the only place where strings become objects.
 
-fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--seed 0] [--overwrite]
+fave train --model fave --dataset ml-100k --out runs/fave [--set epochs=1] [--seed 0] [--overwrite] [--nproc 4]
+torchrun --nproc-per-node 4 -m fave.cli train --model fave --dataset ml-100k --out runs/fave
 fave evaluate runs/fave [--save-ranks]
 fave recommend runs/fave --user 1 --k 10
 fave data fetch|prepare|stats ml-100k [--json]
@@ -61,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument("--overwrite", action="store_true", help="replace a run of another model/config already in --out")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=0,
+        help="train with N processes on this machine, launched by torchrun (batch_size stays the global batch; "
+        "docs/scale.md)",
+    )
     _add_data_dir(p)
 
     p = sub.add_parser("evaluate", help="re-evaluate a trained run on its dataset")
@@ -194,18 +202,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from fave.distributed import world_from_env
+
+    if args.nproc < 0:
+        raise FaveError(f"--nproc {args.nproc}: give a number of processes >= 1")
+    launched = world_from_env()  # this process's place when torchrun started it
+    under_torchrun = launched.distributed
+    if args.model == "all" and (args.nproc > 1 or under_torchrun):
+        raise FaveError("--model all runs one training after another; train one --model at a time with torchrun")
+    if args.nproc > 1:
+        if under_torchrun:
+            raise FaveError("--nproc under torchrun: torchrun already started the processes; drop --nproc")
+        return _launch_torchrun(args)
     if args.model == "all":  # the whole Table-1 set, one run each, then one combined table
         from fave.experiment import run
 
         run(_all_models(args), record=" ".join(sys.argv))
         return 0
+    from fave.training.run import fmt_metrics, train_run
+
+    config = _train_config(args)
+    metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet, overwrite=args.overwrite, own_config=True)
+    if not launched.main:
+        return 0  # rank 0 reports
+    processes = f", {metrics['world_size']} processes" if metrics["world_size"] > 1 else ""
+    print(
+        f"{args.model} on {args.dataset} (seed {config.seed}), {metrics['train_seconds']:.0f} s of training{processes}"
+    )
+    for protocol in ("paper", "masked"):
+        print(f"  test [{protocol:6s}] {fmt_metrics(metrics['test'][protocol])}")
+    print(f"run saved in {args.out}")
+    return 0
+
+
+def _train_config(args: argparse.Namespace):
+    """The run config that ``fave train``'s arguments describe."""
     from fave.config import resolve_config
     from fave.data.load import dataset_key
     from fave.models.registry import model_class
-    from fave.training.run import fmt_metrics, train_run
 
     cls = model_class(args.model)
-    config = resolve_config(
+    return resolve_config(
         args.model,
         args.dataset,
         cls.Config,
@@ -214,11 +251,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.seed,
         dataset_key=dataset_key(args.dataset),
     )
-    metrics = train_run(config, args.out, args.data_dir, quiet=args.quiet, overwrite=args.overwrite, own_config=True)
-    print(f"{args.model} on {args.dataset} (seed {config.seed}), {metrics['train_seconds']:.0f} s of training")
-    for protocol in ("paper", "masked"):
-        print(f"  test [{protocol:6s}] {fmt_metrics(metrics['test'][protocol])}")
-    print(f"run saved in {args.out}")
+
+
+def _launch_torchrun(args: argparse.Namespace) -> int:
+    """``fave train --nproc N``: the same command in N processes on this machine, started by torchrun
+    (``torch.distributed.run --standalone``, which picks a free local port). The config is checked here
+    first, so a bad key is one error line, not one per process."""
+    import subprocess
+
+    from fave.distributed import World
+    from fave.training.parallel import BatchPlan
+
+    config = _train_config(args)
+    BatchPlan(World(0, args.nproc), config.train.micro_batches).check(config.train.batch_size)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}"]
+    command += ["-m", "fave.cli", "train", "--model", args.model, "--dataset", args.dataset, "--out", args.out]
+    options = {"--config": args.config, "--seed": args.seed, "--data-dir": args.data_dir}
+    command += [x for flag, value in options.items() if value is not None for x in (flag, str(value))]
+    command += [x for o in args.overrides for x in ("--set", o)]
+    command += [flag for flag, on in (("--quiet", args.quiet), ("--overwrite", args.overwrite)) if on]
+    code = subprocess.run(command, check=False).returncode
+    if code:
+        raise FaveError(f"the {args.nproc} training processes stopped with exit status {code}; their errors are above")
     return 0
 
 

@@ -71,6 +71,11 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # cosine: linear warm-up over this many epochs (fractions allowed)
     batch_order: str = "bucketed"  # bucketed (length buckets, shuffled) | shuffled (authors' code: plain shuffle)
     window_offset: str = "fixed"  # parallel layout, windows=all: fixed window ends | random (a new offset per epoch)
+    # batch_size is the global batch: split over torchrun's processes and, in each, over micro_batches
+    # (gradient accumulation), each part drawing its own random numbers (docs/scale.md)
+    micro_batches: int = 1
+    dist_backend: str = "auto"  # torchrun runs: auto (nccl on CUDA, gloo on CPU) | gloo | nccl
+    dist_timeout_s: float = 1800.0  # torchrun runs: how long a process waits for the others (joining, collectives)
 
 
 @dataclass
@@ -92,6 +97,7 @@ TRAIN_CHOICES = {
     "lr_schedule": ("constant", "step", "cosine"),
     "batch_order": ("bucketed", "shuffled"),
     "window_offset": ("fixed", "random"),
+    "dist_backend": ("auto", "gloo", "nccl"),
 }
 # smallest allowed value of numeric keys (0 where 0 means "off")
 MINIMUM: dict[str, dict[str, float]] = {
@@ -110,6 +116,8 @@ MINIMUM: dict[str, dict[str, float]] = {
         "lr_step_epochs": 1,
         "lr_gamma": 0,
         "warmup_epochs": 0,
+        "micro_batches": 1,
+        "dist_timeout_s": 1,
     },
     "data": {"max_len": 1, "kcore": 0, "min_user_interactions": 0},
 }

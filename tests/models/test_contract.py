@@ -113,6 +113,34 @@ def test_loss_is_finite_with_finite_grads_in_every_stage(name: str, split: Split
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_every_trainable_parameter_gets_a_gradient_in_every_stage(name: str, split: Split) -> None:
+    # torchrun's DistributedDataParallel reduces every trainable parameter's gradient after each
+    # backward pass (fave.training.parallel.wrap); one left out of the graph would stall it
+    model = build(name)
+    if not model.trainable:
+        pytest.skip(f"{name} has nothing to train")
+    model.observe(split.train)
+    for plan in model.stages():
+        model.begin_stage(plan.name)
+        model.train()
+        batch = next(train_batches(split.train, model.default_layout, MAX_LEN, 8, np.random.default_rng(1)))
+        trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        grads = torch.autograd.grad(model.loss(batch).loss, [p for _, p in trained], allow_unused=True)
+        missing = [n for (n, _), g in zip(trained, grads, strict=True) if g is None]
+        assert not missing, f"{name} stage {plan.name}: no gradient for {missing}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_random_scores_says_whether_scoring_draws(name: str, split: Split) -> None:
+    # a torchrun evaluation splits the users over the ranks only when scoring draws nothing
+    model = build(name)
+    model.observe(split.train)
+    batch = eval_batch(split)
+    differ = not torch.equal(scores(model, batch, seed=0), scores(model, batch, seed=1))
+    assert differ == model.random_scores, f"{name}: random_scores={model.random_scores}, scores differ: {differ}"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_scores_are_finite_and_deterministic_in_eval_mode(name: str, split: Split) -> None:
     model = build(name)
     model.observe(split.train)

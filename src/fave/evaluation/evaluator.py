@@ -12,6 +12,12 @@ protocols come out of one pass:
 
 Users are processed in chunks sized so that a chunk's score matrix stays below
 ``max_elements`` floats, so memory stays bounded for catalogs of millions of items.
+
+Under torchrun the chunks are dealt round-robin to the ranks and their ranks (and top-K lists)
+gathered on every rank, in chunk order: the numbers are the single process's exactly. A model
+whose scores draw random numbers (``random_scores``: the flow and diffusion models) draws them
+in one sequence over the chunks, which no split reproduces; rank 0 then evaluates alone and
+sends the result to the others.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from fave.data.batching import eval_batches
+from fave.data.batching import Batch, eval_batches
 from fave.data.dataset import EvalSet
+from fave.distributed import SINGLE, World
 from fave.evaluation.diversity import coverage, ild
 from fave.evaluation.metrics import KS, summarize, target_ranks
 from fave.models.base import SeqRecModel
@@ -39,6 +46,16 @@ class EvalResult:
     metrics: dict[str, dict[str, float]]
     ranks: dict[str, np.ndarray]
     diversity: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class ChunkRanks:
+    """One chunk of users as scored: its rows of the eval set, their ranks and top-K columns per protocol."""
+
+    index: int  # the chunk's place in the evaluation order
+    rows: np.ndarray
+    ranks: dict[str, np.ndarray]
+    topk: dict[str, Tensor] = field(default_factory=dict)
 
 
 def _history_columns(inputs: list[np.ndarray], target_col: Tensor) -> tuple[Tensor, Tensor]:
@@ -121,8 +138,13 @@ def evaluate(
     seed: int | None = 12345,
     max_elements: int = 1 << 26,
     progress: bool = False,
+    world: World = SINGLE,
 ) -> EvalResult:
-    """Rank every user's held-out item against all items under both protocols."""
+    """Rank every user's held-out item against all items under both protocols (on every rank of ``world``)."""
+    if world.distributed and model.random_scores:  # one sequence of draws: rank 0 alone, the result to all
+        model.observe(list(eval_set.inputs))
+        args = (model, eval_set, max_len, batch_size, ks, diversity_k, seed, max_elements, progress)
+        return world.on_main(lambda: evaluate(*args))
     if diversity_k:
         diversity_k = min(diversity_k, model.num_items)
     was_training = model.training
@@ -131,37 +153,50 @@ def evaluate(
     n_items = model.num_items
     bs = max(1, min(batch_size, max_elements // max(1, n_items)))
     n_users = len(eval_set.targets)
-    ranks = {p: np.zeros(n_users, dtype=np.int64) for p in PROTOCOLS}
-    topk: dict[str, list[Tensor]] = {p: [] for p in PROTOCOLS}
-    order: list[np.ndarray] = []
-    device = model.device
     batches = eval_batches(eval_set.users, eval_set.inputs, eval_set.targets, max_len, bs)
+    mine = ((k, b) for k, b in enumerate(batches) if k % world.size == world.rank)  # this rank's chunks
+    total = len(range(world.rank, (n_users + bs - 1) // bs, world.size))
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
-        for idx, batch in tqdm(batches, total=(n_users + bs - 1) // bs, disable=not progress, desc="eval"):
-            scores = model.score_all(batch.to(device)).float()  # [B, N]
-            if scores.shape != (len(idx), n_items):
-                raise RuntimeError(
-                    f"{type(model).__name__}.score_all returned {tuple(scores.shape)}, expected {(len(idx), n_items)}"
-                )
-            target_col = batch.target.to(device) - 1
-            inputs = [eval_set.inputs[j] for j in idx]
-            for p, r in ranks_both(scores, inputs, target_col).items():
-                ranks[p][idx] = r.cpu().numpy()
-            if diversity_k:  # top-K lists need the masked matrix itself
-                topk["paper"].append(scores.topk(diversity_k, dim=1).indices.cpu())
-                masked = mask_history(scores, inputs, target_col)
-                topk["masked"].append(masked.topk(diversity_k, dim=1).indices.cpu())
-            order.append(idx)
+        chunks = [
+            _rank_chunk(model, eval_set, k, idx, batch, diversity_k)
+            for k, (idx, batch) in tqdm(mine, total=total, disable=not progress, desc="eval")
+        ]
     model.train(was_training)
+    chunks = sorted((c for part in world.gather(chunks) for c in part), key=lambda c: c.index)
+    ranks = {p: np.zeros(n_users, dtype=np.int64) for p in PROTOCOLS}
+    for c in chunks:
+        for p in PROTOCOLS:
+            ranks[p][c.rows] = c.ranks[p]
     result = EvalResult({p: summarize(ranks[p], ks) for p in PROTOCOLS}, ranks)
     if diversity_k:
         vectors = model.item_representation()
         for p in PROTOCOLS:
-            cols = torch.cat(topk[p])
+            cols = torch.cat([c.topk[p] for c in chunks])
             div = {f"Coverage@{diversity_k}": coverage(cols, n_items)}
             if vectors is not None:
                 div[f"ILD@{diversity_k}"] = float(ild(cols, vectors.cpu()).mean())
             result.diversity[p] = div
     return result
+
+
+def _rank_chunk(
+    model: SeqRecModel, eval_set: EvalSet, index: int, idx: np.ndarray, batch: Batch, diversity_k: int | None
+) -> ChunkRanks:
+    """Score one chunk of users; their ranks (and top-``diversity_k`` columns, on the CPU)."""
+    device, n_items = model.device, model.num_items
+    scores = model.score_all(batch.to(device)).float()  # [B, N]
+    if scores.shape != (len(idx), n_items):
+        raise RuntimeError(
+            f"{type(model).__name__}.score_all returned {tuple(scores.shape)}, expected {(len(idx), n_items)}"
+        )
+    target_col = batch.target.to(device) - 1
+    inputs = [eval_set.inputs[j] for j in idx]
+    ranks = {p: r.cpu().numpy() for p, r in ranks_both(scores, inputs, target_col).items()}
+    chunk = ChunkRanks(index, idx, ranks)
+    if diversity_k:  # top-K lists need the masked matrix itself
+        chunk.topk["paper"] = scores.topk(diversity_k, dim=1).indices.cpu()
+        masked = mask_history(scores, inputs, target_col)
+        chunk.topk["masked"] = masked.topk(diversity_k, dim=1).indices.cpu()
+    return chunk

@@ -51,6 +51,9 @@ class SeqRecModel(nn.Module):
     default_layout: ClassVar[str] = "parallel"
     #: False for models with nothing to train (popularity)
     trainable: ClassVar[bool] = True
+    #: True when ``score_all`` draws random numbers (sampling from noise): its draws run in one
+    #: sequence over the evaluation's chunks, so a torchrun evaluation cannot split them over ranks
+    random_scores: ClassVar[bool] = False
 
     def __init__(self, config: Any, num_items: int) -> None:
         super().__init__()

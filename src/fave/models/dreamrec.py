@@ -112,6 +112,7 @@ class Denoiser(nn.Module):
 class DreamRec(SeqRecModel):
     Config = DreamRecConfig
     default_layout = "parallel"
+    random_scores = True  # ancestral sampling from noise
 
     def __init__(self, config: DreamRecConfig, num_items: int) -> None:
         super().__init__(config, num_items)

@@ -89,6 +89,7 @@ class FlowSeqModel(SeqRecModel):
     """
 
     net: FlowBackbone
+    random_scores = True  # generation starts from noise (or a random anchor)
     #: the allowed values of a model's string ``params``, checked before anything is built
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"recipe": RECIPES}
 

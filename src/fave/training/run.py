@@ -1,4 +1,9 @@
-"""One training run end to end: config -> data -> model -> trainer -> test -> run directory."""
+"""One training run end to end: config -> data -> model -> trainer -> test -> run directory.
+
+Under torchrun (``WORLD_SIZE`` > 1) every process runs :func:`train_run`: each loads the data
+and builds the same model, trains its part of every batch, and evaluates its share of the users;
+rank 0 alone writes the run directory and the log, and the others wait for it at the end.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import yaml
 from fave.config import SECTIONS, RunConfig, check_max_len, resolve_device
 from fave.data.dataset import Split
 from fave.data.load import load_split
+from fave.distributed import SINGLE, World, joined, world_from_env
 from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.evaluation.significance import save_ranks
@@ -38,6 +44,7 @@ from fave.rundir import (
     save_metrics,
     save_weights,
 )
+from fave.training.parallel import BatchPlan
 from fave.training.trainer import Trainer, validation_users
 
 __all__ = ["Logger", "evaluate_both", "fmt_metrics", "load_split", "resolve_device", "train_run"]
@@ -69,9 +76,11 @@ def evaluate_both(
     config: RunConfig,
     diversity_k: int | None = 20,
     ranks: dict[str, np.ndarray] | None = None,
+    world: World = SINGLE,
 ) -> dict[str, Any]:
     """Validation and test metrics (and test diversity); fills ``ranks`` with the per-user ranks
-    (keys as ``ranks.npz``, see :mod:`fave.evaluation.significance`) when given."""
+    (keys as ``ranks.npz``, see :mod:`fave.evaluation.significance`) when given. Every rank of
+    ``world`` gets the same numbers."""
     out: dict[str, Any] = {}
     for phase in ("valid", "test"):
         users = validation_users(split, config.train) if phase == "valid" else split.eval_set(phase)
@@ -82,6 +91,7 @@ def evaluate_both(
             config.train.eval_batch_size,
             diversity_k=diversity_k if phase == "test" else None,
             seed=config.train.eval_seed,
+            world=world,
         )
         out[phase] = res.metrics
         if ranks is not None:
@@ -93,7 +103,7 @@ def evaluate_both(
 
 
 # config keys that may change when a run is resumed (where and how fast, not what is computed)
-RESUMABLE_CHANGES = {("train", "device"), ("train", "threads")}
+RESUMABLE_CHANGES = {("train", k) for k in ("device", "threads", "dist_backend", "dist_timeout_s")}
 
 
 def _config_difference(old: Any, new: dict[str, Any]) -> str | None:
@@ -156,59 +166,77 @@ def train_run(
     The params' ``auto`` keys are resolved for the dataset's catalog (:mod:`fave.models.catalog`)
     on a copy, so ``config`` is not changed; with ``own_config`` (the command line, which hands its
     config over) they are resolved in ``config.params`` itself, and the model receives that object.
+
+    Launched by torchrun, the process joins its group here (or uses one its caller opened); every
+    rank returns the same metrics, ``metrics["world_size"]`` saying how many processes trained.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FaveError(f"--out {out} is an existing file, not a directory; choose another --out path")
     device = resolve_device(config.train.device)
     check_max_len(config)
-    split = split or load_split(config, data_dir)  # bad data fails before anything is written
-    if own_config:  # `auto` keys by catalog size, saved resolved
-        notes = resolve_params(config.params, split.num_items)
-    else:
-        config, notes = resolve_run_config(config, split.num_items)
-    _claim_run_dir(out, config, split, overwrite)
-    torch.manual_seed(config.seed)  # initial weights
+    BatchPlan(world_from_env(), config.train.micro_batches).check(config.train.batch_size)  # before any waiting
+    with joined(config.train, device) as (world, device):
+        split = split or load_split(config, data_dir)  # bad data fails before anything is written
+        if own_config:  # `auto` keys by catalog size, saved resolved
+            notes = resolve_params(config.params, split.num_items)
+        else:
+            config, notes = resolve_run_config(config, split.num_items)
+        world.on_main(lambda: _claim_run_dir(out, config, split, overwrite))
+        return _train(config, split, out, notes, device, world, quiet)
+
+
+def _train(
+    config: RunConfig, split: Split, out: Path, notes: list[str], device: torch.device, world: World, quiet: bool
+) -> dict[str, Any]:
+    """Build, train, evaluate; rank 0 writes ``out`` (the other ranks log nowhere)."""
+    torch.manual_seed(config.seed)  # initial weights, the same on every rank
     model = build_model(config.model, config.params, split.num_items)
     if config.train.init_from:
         init, _, _ = load_run(config.train.init_from)
         model.load_state_dict(init.state_dict(), strict=False)
     model.to(device)
     fresh = not out.exists()
+    log = Logger(out / LOG, quiet) if world.main else Logger(None, quiet=True)
+    ranks_note = f" world_size={world.size}" if world.distributed else ""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out)
-        save_id_map(split.data.id_map, split.num_items, out)
-        log = Logger(out / LOG, quiet)
+        if world.main:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(config, out)
+            save_id_map(split.data.id_map, split.num_items, out)
         log(
             f"# {time.strftime('%Y-%m-%d %H:%M:%S')} model={config.model} dataset={config.dataset} seed={config.seed} "
-            f"users={split.data.num_users} items={split.num_items}"
+            f"users={split.data.num_users} items={split.num_items}{ranks_note}"
         )
         for note in notes:  # what `auto` chose for a large catalog (fave.models.catalog)
             log(note)
-        trainer = Trainer(model, split, config, out, log, progress=not quiet)
+        trainer = Trainer(model, split, config, out, log, progress=not quiet and world.main, world=world)
         result = trainer.fit()
     except BaseException:
-        if fresh and not (out / STATE).exists():
+        if world.main and fresh and not (out / STATE).exists():
             shutil.rmtree(out, ignore_errors=True)  # nothing worth resuming was saved
         raise
-    save_weights(model, out / WEIGHTS)
+    if world.main:
+        save_weights(model, out / WEIGHTS)
     ranks: dict[str, np.ndarray] = {}
-    metrics = evaluate_both(model, split, config, ranks=ranks)
-    save_ranks(out, ranks)  # per-user ranks, for paired significance in reports
+    metrics = evaluate_both(model, split, config, ranks=ranks, world=world)
     metrics.update(
         {
             "model": config.model,
             "dataset": config.dataset,
             "seed": config.seed,
+            "world_size": world.size,
             "train_seconds": round(result.seconds, 2),
             "stages": [s.__dict__ for s in result.stages],
             "protocols": PROTOCOL_NOTE,
         }
     )
-    save_metrics(metrics, out)
+    if world.main:
+        save_ranks(out, ranks)  # per-user ranks, for paired significance in reports
+        save_metrics(metrics, out)
     log(f"test paper  {fmt_metrics(metrics['test']['paper'])}")
     log(f"test masked {fmt_metrics(metrics['test']['masked'])}")
+    world.barrier()  # no rank returns before the run directory is complete
     return metrics
 
 

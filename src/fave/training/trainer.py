@@ -8,10 +8,16 @@ over the parameters that require grad, trains epoch by epoch, validates every
 
 A stage's progress is a :class:`StageProgress`; ``state.pt`` is a :class:`ResumeState` written
 as plain tensors, numbers, strings and bytes (readable with ``torch.load(weights_only=True)``).
+
+Under torchrun every process runs this same loop on its part of each global batch
+(:mod:`fave.training.parallel`); rank 0 alone reads and writes ``state.pt`` and the best weights,
+the others receive the resume state from it, and validation gives every rank the same numbers,
+so all take the same early-stopping decisions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import time
@@ -25,13 +31,15 @@ import torch
 from tqdm import tqdm
 
 from fave.config import RunConfig, TrainConfig
-from fave.data.batching import count_batches, train_batches
+from fave.data.batching import Batch, count_batches, train_batches
 from fave.data.dataset import EvalSet, Split
+from fave.distributed import SINGLE, World
 from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.evaluation.metrics import KS
 from fave.models.base import SeqRecModel, StagePlan
 from fave.rundir import BEST, STATE, load_state, save_state, save_weights
+from fave.training.parallel import BatchPlan, LossStep, RandomStreams, wrap
 from fave.training.schedule import lr_factor
 
 
@@ -130,6 +138,20 @@ class EpochLoss:
     parts: dict[str, float] = field(default_factory=dict)
     batches: int = 0
 
+    def add(self, loss: float, parts: dict[str, float], share: float = 1.0) -> None:
+        """One part's loss, weighted by its ``share`` of the batch's targets (1.0: the whole batch)."""
+        self.total += loss if share == 1.0 else share * loss
+        for k, v in parts.items():
+            self.parts[k] = self.parts.get(k, 0.0) + (v if share == 1.0 else share * v)
+
+    def summed(self, world: World) -> EpochLoss:
+        """The sums over every rank's parts: the whole batches' losses, as one process would log them."""
+        if not world.distributed:
+            return self
+        keys = list(self.parts)
+        total, *parts = world.sum([self.total, *(self.parts[k] for k in keys)])
+        return EpochLoss(total, dict(zip(keys, parts, strict=True)), self.batches)
+
     def describe(self) -> str:
         n = max(1, self.batches)
         return f"loss={self.total / n:.4f} " + " ".join(f"{k}={v / n:.4f}" for k, v in self.parts.items())
@@ -185,9 +207,14 @@ class Trainer:
         run_dir: Path | None = None,
         log: Callable[[str], None] = print,
         progress: bool = True,
+        world: World = SINGLE,
     ) -> None:
+        """``world``: this process's place in a torchrun run; only rank 0 writes ``run_dir``."""
         self.model, self.split, self.config = model, split, config
-        self.run_dir, self.log, self.progress = run_dir, log, progress
+        self.run_dir, self.log, self.progress, self.world = run_dir, log, progress, world
+        self.plan = BatchPlan(world, config.train.micro_batches)
+        self.plan.check(config.train.batch_size)
+        self.loss_step: torch.nn.Module = LossStep(model)  # per stage: DDP over the stage's trainable parameters
         self.layout = config.train.layout if config.train.layout != "auto" else model.default_layout
         if self.layout == "parallel" and model.default_layout == "prefix":
             raise FaveError(
@@ -196,13 +223,16 @@ class Trainer:
             )
         tc = config.train
         self.state_path = run_dir / STATE if run_dir else None
+        self.writes = world.main and run_dir is not None  # whether this process writes the run directory
         self.keys = selection_keys(tc)  # the metrics that can make a checkpoint the best
         self.shown = "NDCG@20" if tc.select_metric == "any" else tc.select_metric  # the one logged and recorded
 
     def validate(self) -> dict[str, dict[str, float]]:
         tc = self.config.train
         users = validation_users(self.split, tc)
-        res = evaluate(self.model, users, self.config.data.max_len, tc.eval_batch_size, seed=tc.eval_seed)
+        res = evaluate(
+            self.model, users, self.config.data.max_len, tc.eval_batch_size, seed=tc.eval_seed, world=self.world
+        )
         self.model.observe(self.split.train)
         return res.metrics
 
@@ -226,14 +256,16 @@ class Trainer:
         return result
 
     def _load_state(self) -> ResumeState | None:
-        saved = load_state(self.state_path) if self.state_path else None
+        """Rank 0's ``state.pt`` on every rank (the others need not see the run directory)."""
+        path = self.state_path
+        saved = self.world.on_main(lambda: load_state(path) if path else None)
         if saved is None:
             return None
         self.log(f"resuming from {self.state_path}: stage {saved['stage']} epoch {saved['epoch']}")
         return ResumeState.from_state(saved, self.shown)
 
     def _save_state(self, state: ResumeState) -> None:
-        if self.state_path:
+        if self.writes and self.state_path:
             save_state(self.state_path, state.to_state())
 
     def _fit_stage(
@@ -252,6 +284,8 @@ class Trainer:
             if resume.progress is not None:  # else the previous stage had finished: this one starts afresh
                 opt.load_state_dict(resume.optimizer)
                 progress = resume.progress
+        # the stage's trainable parameters, wrapped after resuming (DDP starts every rank from rank 0's weights)
+        self.loss_step = wrap(LossStep(self.model), self.world, self.model.device)
         if not progress.stop_reason and progress.bad >= tc.patience:
             progress.stop_reason = "patience"  # interrupted after early stopping (a state from before stop_reason)
         start = epochs if progress.stop_reason else progress.epoch
@@ -290,7 +324,7 @@ class Trainer:
         t0 = time.perf_counter()
         left = tc.time_budget_s - progress.seconds if tc.time_budget_s else float("inf")
         loss = self._train_epoch(opt, index, epoch, plan.name, left, epochs)
-        progress.seconds += time.perf_counter() - t0
+        progress.seconds += self.world.max(time.perf_counter() - t0)  # one clock, so every rank stops alike
         progress.epoch = epoch + 1
         last = epoch + 1 == epochs or bool(tc.time_budget_s and progress.seconds >= tc.time_budget_s)
         if (epoch + 1) % tc.eval_every and not last:
@@ -318,7 +352,7 @@ class Trainer:
         if update_best(metrics, progress.best_values, self.keys):
             progress.best, progress.best_epoch, progress.bad = value, epoch, 0
             progress.best_blob = _state_bytes(self.model)
-            if self.run_dir:
+            if self.writes and self.run_dir:
                 save_weights(self.model, self.run_dir / BEST)
         else:
             progress.bad += 1
@@ -347,11 +381,14 @@ class Trainer:
         budget_s: float = float("inf"),
         epochs: int = 1,
     ) -> EpochLoss:
-        """One pass over the training batches; stops early once ``budget_s`` seconds are spent."""
+        """One pass over the training batches; stops early once ``budget_s`` seconds are spent.
+
+        Every rank draws the same batches (``rng``); its parts draw their own random streams."""
         start = time.perf_counter()
         cfg, tc = self.config, self.config.train
         seed = (cfg.seed * 1_000_003 + stage * 10_007 + epoch) % (2**31)
-        torch.manual_seed(seed)  # a resumed epoch draws exactly what it would have drawn
+        # a resumed epoch draws exactly what it would have drawn
+        streams = RandomStreams(seed, self.plan.streams, self.model.device)
         rng = np.random.default_rng(seed)
         self.model.train()
         batches = train_batches(
@@ -374,17 +411,26 @@ class Trainer:
             factor = lr_factor(tc, epoch, i, total, epochs)
             for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = lr * factor
-            out = self.model.loss(batch.to(self.model.device))
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            self._backward(batch, streams, loss)
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tc.grad_clip)
             opt.step()
-            loss.total += float(out.loss.detach())
-            for k, v in out.parts.items():
-                loss.parts[k] = loss.parts.get(k, 0.0) + v
             loss.batches += 1
             bar.set_postfix(loss=f"{loss.total / loss.batches:.4f}")
-            if time.perf_counter() - start >= budget_s:  # the stage's time budget ends inside this epoch
-                break
-        return loss
+            if budget_s < float("inf") and self.world.max(time.perf_counter() - start) >= budget_s:
+                break  # the stage's time budget ends inside this epoch (by the slowest rank's clock)
+        return loss.summed(self.world)
+
+    def _backward(self, batch: Batch, streams: RandomStreams, loss: EpochLoss) -> None:
+        """The gradient of ``batch``'s loss from this process's parts (all-reduced over the ranks by DDP
+        on the last part's backward); their losses are added to ``loss``, weighted by their shares."""
+        parts = self.plan.mine(batch)
+        for k, part in enumerate(parts):
+            last = k == len(parts) - 1
+            no_sync = getattr(self.loss_step, "no_sync", None)  # DDP: reduce once, after the last part
+            sync = contextlib.nullcontext() if last or no_sync is None else no_sync()
+            with streams.use(part.stream), sync:
+                weighted, value, named = self.loss_step(part.batch.to(self.model.device), self.world.size * part.share)
+                weighted.backward()
+            loss.add(float(value), named, part.share)
