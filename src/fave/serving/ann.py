@@ -17,8 +17,9 @@ Indexes (:data:`INDEXES`):
   sub-linear per query, approximate. :class:`HNSWParams` holds its settings; the defaults were
   chosen for recall@10 >= 0.95 on a generated 100k-item catalog (``results/ann/``).
 
-HNSW was preferred to IVF-flat because it reached a higher recall at the same latency in that
-measurement (``fave bench-ann`` times both); IVF builds about ten times faster.
+HNSW was preferred to IVF-flat because, on that 100k-item catalog, it was faster at the same
+recall (``fave bench-ann`` times both); IVF builds about ten times faster, and on a trained FAVE's
+12k Beauty items it was the faster one (``results/ann/README.md``).
 
 Excluded items (the history, ``exclude``) are filtered after the search: the index is asked
 for k + |excluded| items (at most N), of which at most |excluded| are dropped, so k remain
