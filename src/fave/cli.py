@@ -5,7 +5,7 @@ torchrun --nproc-per-node 4 -m fave.cli train --model fave --dataset ml-100k --o
 fave evaluate runs/fave [--save-ranks]
 fave recommend runs/fave --user 1 --k 10
 fave data fetch|prepare|stats ml-100k [--json]
-fave serve runs/fave [--data-dir D] [--max-batch 64] [--max-wait-ms 0]
+fave serve runs/fave [--data-dir D] [--max-batch 64] [--max-wait-ms 0] [--index hnsw]
 fave export runs/fave --format onnx --out runs/fave/model.onnx [--verify]
 fave loadtest runs/fave --out results/serving/NAME [--concurrency 1,4,16]
 fave figure trajectories RUN_FAVE RUN_FMREC --out results/figures/trajectories
@@ -33,6 +33,24 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 def _add_set(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def _add_index(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--index",
+        default="exact",
+        help="where the top-K comes from: exact (score every item, default), flat (faiss exhaustive) or "
+        "hnsw (faiss approximate, for big catalogs; needs fave[ann]); see docs/serving.md",
+    )
+    p.add_argument(
+        "--ef-search", type=int, default=128, help="hnsw: candidates kept per search (higher: better recall, slower)"
+    )
+
+
+def _hnsw(args: argparse.Namespace):
+    from fave.serving.ann import HNSWParams
+
+    return HNSWParams(ef_search=args.ef_search)
 
 
 def _add_figure_args(p: argparse.ArgumentParser) -> None:
@@ -86,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--user", action="append", default=[], help="raw user id (repeatable; default: first 3 users)")
     p.add_argument("--k", type=int, default=10, help="how many items per user (1-1000)")
+    _add_index(p)
     _add_data_dir(p)
 
     p = sub.add_parser("data", help="fetch, prepare or describe a dataset")
@@ -129,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--onnx", default=None, help="score with this `fave export --format onnx` file (ONNX Runtime)")
+    _add_index(p)
     _add_data_dir(p)
 
     p = sub.add_parser("export", help="write a run's inference graph as ONNX or TorchScript (ONNX needs fave[export])")
@@ -332,7 +352,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     if not 1 <= args.k <= MAX_K:
         raise FaveError(f"--k {args.k}: the number of recommendations must be between 1 and {MAX_K}")
-    rec = Recommender.from_run(args.run_dir, args.data_dir)
+    rec = Recommender.from_run(args.run_dir, args.data_dir, index=args.index, hnsw=_hnsw(args))
     users = args.user or rec.id_map.users[:3]
     for user in users:
         print(rec.describe(str(user), args.k))
@@ -368,7 +388,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from fave.serving.app import serve
 
-    serve(args.run_dir, args.data_dir, args.host, args.port, args.max_batch, args.max_wait_ms, args.threads, args.onnx)
+    serve(
+        args.run_dir,
+        args.data_dir,
+        args.host,
+        args.port,
+        args.max_batch,
+        args.max_wait_ms,
+        args.threads,
+        args.onnx,
+        args.index,
+        _hnsw(args),
+    )
     return 0
 
 

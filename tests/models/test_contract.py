@@ -153,6 +153,31 @@ def test_scores_are_finite_and_deterministic_in_eval_mode(name: str, split: Spli
     assert vectors is None or (vectors.shape[0] == N_ITEMS and vectors.ndim == 2)
 
 
+NOT_INNER_PRODUCT = {"stosa", "autoseqrec", "pop"}  # -W2 distance; a mix of decoders; counts
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inner_product_models_split_their_scores_into_query_and_item_sides(name: str, split: Split) -> None:
+    """score_all = query_vector @ W^T + b under the same seed: what an approximate index searches."""
+    model = build(name)
+    model.observe(split.train)
+    for plan in model.stages():  # after training (FAVE: Stage 2's one-step inference)
+        model.begin_stage(plan.name)
+    side = model.item_side()
+    if name in NOT_INNER_PRODUCT:
+        assert side is None
+        return
+    assert side is not None and side.weight.shape[0] == N_ITEMS
+    assert side.bias is None or side.bias.shape == (N_ITEMS,)
+    batch = eval_batch(split)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        q = model.eval().query_vector(batch)
+        rebuilt = q @ side.weight.T + (0 if side.bias is None else side.bias)
+    assert q.shape == (N_USERS, side.weight.shape[1])
+    torch.testing.assert_close(rebuilt, scores(model, batch), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_weights_round_trip_through_the_checkpoint(name: str, split: Split, tmp_path) -> None:
     model = build(name, seed=0)

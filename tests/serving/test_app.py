@@ -21,7 +21,7 @@ def client():
 
 
 def test_health(client):
-    assert client.get("/health").json() == {"status": "ok", "model": "SASRec", "items": 6}
+    assert client.get("/health").json() == {"status": "ok", "model": "SASRec", "items": 6, "index": "exact"}
 
 
 def test_recommend_excludes_history_and_is_sorted(client):

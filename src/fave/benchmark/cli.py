@@ -4,8 +4,9 @@
     fave bench --dataset ml-100k --models fave fmrec diffurec sasrec --out results/bench-ml-100k
     fave bench-steps runs/fmrec --fave runs/fave --out results/steps-ml-100k
     fave bench-scale --users 50000 --items 1000 10000 100000 400000 --out results/bench-scale
+    fave bench-ann --items 100000 --queries 1000 --out results/ann
 
-``add_bench_parser(subparsers)`` registers them (and ``bench-eval``); ``COMMANDS`` maps them to handlers.
+``add_bench_parser(subparsers)`` registers them (and ``bench-eval``, ``bench-ann``); ``COMMANDS`` maps them to handlers.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from fave.errors import FaveError
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    from fave.benchmark.ann import add_parser as add_ann_parser
     from fave.benchmark.eval_time import add_parser
     from fave.benchmark.scale import add_parser as add_scale_parser
 
     add_parser(sub)
     add_scale_parser(sub)
+    add_ann_parser(sub)
     p = sub.add_parser("bench", help="efficiency of models on a dataset's test users (paper Table 3)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="trained run directories")
@@ -200,9 +203,16 @@ def cmd_bench_scale(args: argparse.Namespace) -> int:
     return cmd(args)
 
 
+def cmd_bench_ann(args: argparse.Namespace) -> int:
+    from fave.benchmark.ann import cmd
+
+    return cmd(args)
+
+
 COMMANDS = {
     "bench": cmd_bench,
     "bench-steps": cmd_bench_steps,
     "bench-eval": cmd_bench_eval,
     "bench-scale": cmd_bench_scale,
+    "bench-ann": cmd_bench_ann,
 }

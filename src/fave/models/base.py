@@ -2,6 +2,9 @@
 
 Training calls ``loss(batch)``; the evaluator, benchmark and server call
 ``score_all(batch) -> [B, N]`` (column j scores item j + 1; padding id 0 is never scored).
+Models whose scores are inner products also say so: ``item_side()`` gives the item matrix
+(and bias) and ``query_vector(batch)`` the users' half, ``score_all = q W^T + b``; an
+approximate index (:mod:`fave.serving.ann`) searches that matrix.
 A model never reads files: what it may know about other users' interactions reaches it
 through ``observe(inputs)``.
 """
@@ -28,6 +31,17 @@ class LossOutput:
 
     loss: Tensor
     parts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemSide:
+    """The item half of inner-product scores: ``score_all(batch) = query_vector(batch) @ weight.T + bias``.
+
+    weight [N, D] (row j is item j + 1), bias [N] or None.
+    """
+
+    weight: Tensor
+    bias: Tensor | None = None
 
 
 @dataclass
@@ -84,6 +98,16 @@ class SeqRecModel(nn.Module):
     def item_representation(self) -> Tensor | None:
         """[N, D] vectors of items 1..N used for diversity (ILD); None if the model has none."""
         return None
+
+    def item_side(self) -> ItemSide | None:
+        """The items' half of the scores when they are inner products with :meth:`query_vector`;
+        None for a model scored otherwise (a distance, a mix of terms, counts): no index can search it."""
+        return None
+
+    def query_vector(self, batch: Batch) -> Tensor:
+        """[B, D]: the users' half of inner-product scores (models whose :meth:`item_side` is not None).
+        Random draws, if any, are the ones ``score_all`` makes, in the same order."""
+        raise NotImplementedError(f"{type(self).__name__} does not score items by an inner product")
 
     @property
     def device(self) -> torch.device:
@@ -160,8 +184,14 @@ class TiedEmbeddingModel(SeqRecModel):
             loss = next_item_ce(h, self.item_emb.weight[1:], target, kind, c.negatives, log_q, c.ce_chunk)
         return LossOutput(loss, {"ce": float(loss.detach())})
 
+    def query_vector(self, batch: Batch) -> Tensor:
+        return self.encode(batch.history)[:, -1]
+
     def score_all(self, batch: Batch) -> Tensor:
-        return self._logits(self.encode(batch.history)[:, -1])
+        return self._logits(self.query_vector(batch))
 
     def item_representation(self) -> Tensor:
         return self.item_emb.weight[1:].detach()
+
+    def item_side(self) -> ItemSide:
+        return ItemSide(self.item_emb.weight[1:])

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fave.data.batching import Batch
-from fave.models.base import LossOutput, SeqRecModel
+from fave.models.base import ItemSide, LossOutput, SeqRecModel
 from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights
 
 
@@ -87,11 +87,15 @@ class BERT4Rec(SeqRecModel):
         out, _ = self.encoder(x, inputs, causal=False)
         return out
 
-    def cloze_logits(self, seq: Tensor, mask: Tensor) -> Tensor:
-        """Replace masked items of seq [B, S] by [MASK]; scores of items 1..N at the masked
-        positions, in row-major order -> [M, N] (eq. 7: GELU(h W^P + b^P) E^T + b^O)."""
+    def cloze_vectors(self, seq: Tensor, mask: Tensor) -> Tensor:
+        """Replace masked items of seq [B, S] by [MASK]; GELU(h W^P + b^P) at the masked positions,
+        in row-major order -> [M, D] (the user side of eq. 7)."""
         h = self.encode(seq.masked_fill(mask, self.mask_id))[mask]  # [M, D]
-        return F.gelu(self.transform(h)) @ self.item_emb.weight[1 : self.mask_id].T + self.out_bias
+        return F.gelu(self.transform(h))
+
+    def cloze_logits(self, seq: Tensor, mask: Tensor) -> Tensor:
+        """Scores of items 1..N at the masked positions -> [M, N] (eq. 7: GELU(h W^P + b^P) E^T + b^O)."""
+        return self.cloze_vectors(seq, mask) @ self.item_emb.weight[1 : self.mask_id].T + self.out_bias
 
     # -- contract --------------------------------------------------------------------
     def loss(self, batch: Batch) -> LossOutput:
@@ -100,12 +104,20 @@ class BERT4Rec(SeqRecModel):
         loss = F.cross_entropy(self.cloze_logits(seq, mask), seq[mask] - 1)
         return LossOutput(loss, {"ce": float(loss.detach()), "masked": float(mask.sum())})
 
-    def score_all(self, batch: Batch) -> Tensor:
+    def query_vector(self, batch: Batch) -> Tensor:
+        """The cloze vector of a [MASK] appended to the history [B, D]."""
         history = batch.history
         seq = torch.cat([history, history.new_zeros(len(batch), 1)], 1)[:, -self.config.max_len :]
         mask = torch.zeros_like(seq, dtype=torch.bool)
         mask[:, -1] = True  # the appended [MASK]
-        return self.cloze_logits(seq, mask)
+        return self.cloze_vectors(seq, mask)
+
+    def score_all(self, batch: Batch) -> Tensor:
+        side = self.item_side()
+        return self.query_vector(batch) @ side.weight.T + side.bias
 
     def item_representation(self) -> Tensor:
         return self.item_emb.weight[1 : self.mask_id].detach()
+
+    def item_side(self) -> ItemSide:
+        return ItemSide(self.item_emb.weight[1 : self.mask_id], self.out_bias)

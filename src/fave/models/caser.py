@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fave.data.batching import Batch
-from fave.models.base import LossOutput, SeqRecModel, at_targets
+from fave.models.base import ItemSide, LossOutput, SeqRecModel, at_targets
 
 
 @dataclass
@@ -87,9 +87,16 @@ class Caser(SeqRecModel):
         loss = F.cross_entropy(self._logits(self.encode(window, user)), target - 1)
         return LossOutput(loss, {"ce": float(loss.detach())})
 
+    def query_vector(self, batch: Batch) -> Tensor:
+        """[z; P_u] of the window ending at the last item [B, 2d]."""
+        return self.encode(self.windows(batch.history)[:, -1], batch.user)
+
     def score_all(self, batch: Batch) -> Tensor:
-        return self._logits(self.encode(self.windows(batch.history)[:, -1], batch.user))
+        return self._logits(self.query_vector(batch))
 
     def item_representation(self) -> Tensor:
         """The output vectors W'_i [N, 2d] that score items."""
         return self.out_emb.weight[1:].detach()
+
+    def item_side(self) -> ItemSide:
+        return ItemSide(self.out_emb.weight[1:], self.out_bias.weight[1:, 0])

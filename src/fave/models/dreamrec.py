@@ -56,7 +56,7 @@ from torch import Tensor, nn
 from fave.data.batching import Batch
 from fave.errors import FaveError
 from fave.flow.ddpm import DDPMSchedule, posterior, q_sample
-from fave.models.base import LossOutput, SeqRecModel, at_targets
+from fave.models.base import ItemSide, LossOutput, SeqRecModel, at_targets
 from fave.models.blocks import PositionEmbedding, TransformerEncoder, init_weights, sinusoidal
 
 
@@ -184,9 +184,15 @@ class DreamRec(SeqRecModel):
             x = coef_0 * x0_hat + coef_k * x + var.sqrt() * noise
         return x0_hat
 
+    def query_vector(self, batch: Batch, generator: torch.Generator | None = None) -> Tensor:
+        """The sampled x0_hat [B, D] after the history's guidance."""
+        return self.sample(self.encode(batch.history)[:, -1], generator)
+
     def score_all(self, batch: Batch, generator: torch.Generator | None = None) -> Tensor:
-        x0_hat = self.sample(self.encode(batch.history)[:, -1], generator)
-        return x0_hat @ self.item_emb.weight[1:].T
+        return self.query_vector(batch, generator) @ self.item_emb.weight[1:].T
 
     def item_representation(self) -> Tensor:
         return self.item_emb.weight[1:].detach()
+
+    def item_side(self) -> ItemSide:
+        return ItemSide(self.item_emb.weight[1:])

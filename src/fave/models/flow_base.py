@@ -22,7 +22,7 @@ from fave.data.batching import Batch
 from fave.errors import FaveError
 from fave.flow.paths import linear_path
 from fave.flow.time_samplers import mode_times
-from fave.models.base import LossOutput, SeqRecModel
+from fave.models.base import ItemSide, LossOutput, SeqRecModel
 from fave.models.flow_backbone import FlowBackbone, backbone_config
 
 RECIPES = ("parallel", "prefix")
@@ -142,8 +142,14 @@ class FlowSeqModel(SeqRecModel):
         """The recommendation vector x_1_hat [B, D] for the last position."""
         raise NotImplementedError
 
+    def query_vector(self, batch: Batch) -> Tensor:
+        return self.generate(batch.history)
+
     def score_all(self, batch: Batch) -> Tensor:
-        return self.generate(batch.history) @ self.net.items.T
+        return self.query_vector(batch) @ self.net.items.T
 
     def item_representation(self) -> Tensor:
         return self.net.items.detach()
+
+    def item_side(self) -> ItemSide:
+        return ItemSide(self.net.items)

@@ -1,6 +1,6 @@
 """HTTP service over a trained run (FastAPI): ``fave serve RUN_DIR --port 8000 [--data-dir D]``.
 
-    GET  /health                      -> {"status": "ok", "model": ..., "items": N}
+    GET  /health                      -> {"status": "ok", "model": ..., "items": N, "index": "exact"}
     POST /recommend {"items": [...], "k": 10, "exclude_history": true, "exclude": [], "strict": false}
                                       -> {"items": [{"item": id, "score": s}, ...],
                                           "fallback": null | "popularity", "warnings": [...]}
@@ -10,7 +10,8 @@
                                          histogram, batch sizes (see :mod:`fave.serving.metrics`)
 
 Concurrent requests are micro-batched into one forward pass (``--max-batch``, ``--max-wait-ms``;
-:mod:`fave.serving.batcher`); a history's answer is the same alone or in a batch.
+:mod:`fave.serving.batcher`); a history's answer is the same alone or in a batch. ``--index hnsw``
+takes the top-K from an approximate faiss index over the items (:mod:`fave.serving.ann`).
 
 Policies. Item ids are the raw ids of the training data.
 - Unknown history ids are dropped and named in ``warnings`` (cut to their first characters);
@@ -31,6 +32,7 @@ from typing import Any
 
 from fave.config import use_threads
 from fave.errors import FaveError
+from fave.serving.ann import HNSWParams, import_faiss
 from fave.serving.batcher import MicroBatcher
 from fave.serving.metrics import CONTENT_TYPE, Metrics
 from fave.serving.recommender import MAX_K, Query, Ranked, Recommender, shown
@@ -189,7 +191,12 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": model_name, "items": recommender.model.num_items}
+        return {
+            "status": "ok",
+            "model": model_name,
+            "items": recommender.model.num_items,
+            "index": recommender.index_name,
+        }
 
     @app.get("/metrics")
     async def prometheus() -> PlainTextResponse:
@@ -227,9 +234,12 @@ def serve(
     max_wait_ms: float = 0.0,
     threads: int = 0,
     onnx: str | None = None,
+    index: str = "exact",
+    hnsw: HNSWParams | None = None,
 ) -> None:
     """``fave serve``: load the run, then run uvicorn until SIGINT/SIGTERM (graceful: in-flight
-    and queued requests are answered, for at most 10 s). ``onnx``: score with that export."""
+    and queued requests are answered, for at most 10 s). ``onnx``: score with that export;
+    ``index``: "exact", or the faiss index to take the top-K from (built before serving)."""
     if not 0 <= port <= 65535:
         raise FaveError(f"--port {port}: a port is between 0 and 65535")
     use_threads(threads)  # before loading: ONNX Runtime takes the same count
@@ -237,11 +247,16 @@ def serve(
         import uvicorn
     except ImportError:
         raise FaveError("serving needs uvicorn: pip install 'fave[serve]'") from None
-    rec = Recommender.from_run(run_dir, data_dir, onnx)
+    rec = Recommender.from_run(run_dir, data_dir, onnx, index, hnsw)
+    if threads and rec.ann is not None:  # faiss searches a batch's queries on its own threads
+        import_faiss(index).omp_set_num_threads(threads)
     app = create_app(rec, type(rec.model).__name__, max_batch=max_batch, max_wait_ms=max_wait_ms)
     fallback = "on" if rec.popularity is not None else "off (no data: start with --data-dir)"
     users = f"{len(rec.histories)} users" if rec.histories else "no user histories"
     engine = f"ONNX Runtime {onnx}" if onnx else "torch eager"
+    if rec.ann is not None:
+        engine += f", top-K from a faiss {rec.ann.kind} index built in {rec.ann.build_seconds:.1f} s"
+        engine += f" (efSearch {rec.ann.ef_search})" if rec.ann.kind == "hnsw" else ""
     print(
         f"fave serve: {type(rec.model).__name__} ({rec.scorer.kind} scoring, {engine}), {users}, "
         f"popularity fallback {fallback}, max batch {max_batch}, max wait {max_wait_ms} ms, on http://{host}:{port}",

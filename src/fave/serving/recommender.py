@@ -5,9 +5,12 @@
     rec.recommend_batch([["50"], ["1", "2"]], k=10)       # one forward for both
     rec.recommend_user("196", k=10)                       # needs the dataset at hand
     rec.item_embeddings()                                 # ItemEmbeddings(items, vectors)
+    fave.load("runs/fave", index="hnsw")                  # top-K from an approximate index
 
 Answers are deterministic for a fixed ``seed`` (the run's ``train.eval_seed``) and do not depend
-on which other histories share a batch (see :mod:`fave.serving.scoring`).
+on which other histories share a batch (see :mod:`fave.serving.scoring`). With ``index`` other
+than "exact", the top-K comes from a faiss index over the model's item matrix
+(:mod:`fave.serving.ann`), searched with the same query vectors.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from fave.data.dataset import IdMap
 from fave.errors import FaveError
 from fave.models.base import SeqRecModel
 from fave.rundir import load_run
+from fave.serving.ann import HNSWParams, ItemIndex, check_index
 from fave.serving.scoring import Runtime, Scorer
 
 MAX_K = 1000  # the most recommendations one call returns (CLI --k and the HTTP k)
@@ -59,7 +63,11 @@ class Query:
 
 
 class Recommender:
-    """Top-K next items for a raw item history, with the user's history removed."""
+    """Top-K next items for a raw item history, with the user's history removed.
+
+    ``ann``: an :class:`~fave.serving.ann.ItemIndex` over the model's items to take the top-K
+    from, instead of scoring every item (None: exact scoring).
+    """
 
     def __init__(
         self,
@@ -70,6 +78,7 @@ class Recommender:
         titles: dict[str, str] | None = None,
         seed: int = 12345,
         runtime: Runtime | None = None,
+        ann: ItemIndex | None = None,
     ) -> None:
         self.seed = seed  # fixes the random draws of generative models (anchor mask, noise)
         self.model, self.id_map, self.max_len = model.eval(), id_map, max_len
@@ -77,12 +86,29 @@ class Recommender:
         self.histories = histories or {}
         self.titles = titles or {}
         self.scorer = Scorer(self.model, max_len, seed, runtime)
+        self.ann = ann
         self.popularity = self._popularity()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, data_dir: str | None = None, onnx: str | Path | None = None) -> Recommender:
-        """``onnx``: a file `fave export RUN --format onnx` wrote for this run, run with ONNX Runtime."""
+    def from_run(
+        cls,
+        run_dir: str | Path,
+        data_dir: str | None = None,
+        onnx: str | Path | None = None,
+        index: str = "exact",
+        hnsw: HNSWParams | None = None,
+    ) -> Recommender:
+        """``onnx``: a file `fave export RUN --format onnx` wrote for this run, run with ONNX Runtime.
+        ``index``: "exact" (score every item), or a faiss index built over the run's items ("flat",
+        "hnsw" with ``hnsw`` settings; :mod:`fave.serving.ann`)."""
+        check_index(index)
+        if onnx is not None and index != "exact":
+            raise FaveError(
+                f"index={index!r} searches with the model's query vectors, which an ONNX export "
+                "does not give; use index='exact' with onnx, or no onnx"
+            )
         model, config, id_map = load_run(run_dir)
+        ann = None if index == "exact" else ItemIndex.of(model, index, hnsw)
         runtime = None
         if onnx is not None:
             from fave.serving.export import load_runtime
@@ -104,7 +130,12 @@ class Recommender:
             titles = item_titles(config.dataset, data_dir) or {}
         except FaveError:
             pass
-        return cls(model, id_map, config.data.max_len, histories, titles, config.train.eval_seed, runtime)
+        return cls(model, id_map, config.data.max_len, histories, titles, config.train.eval_seed, runtime, ann)
+
+    @property
+    def index_name(self) -> str:
+        """Where the top-K comes from: "exact", or the kind of faiss index."""
+        return "exact" if self.ann is None else self.ann.kind
 
     def _popularity(self) -> np.ndarray | None:
         """Interaction counts per item [N] (the empty-history fallback), when known: the users'
@@ -148,6 +179,8 @@ class Recommender:
         query may get fewer than k items (at most the unseen ones)."""
         if not queries:
             return []
+        if self.ann is not None:
+            return self._answer_from_index(queries)
         scores = self.scorer([q.history for q in queries]).clone()  # [B, N]
         rows = [np.full(len(q.exclude), b, dtype=np.int64) for b, q in enumerate(queries)]
         if any(len(r) for r in rows):
@@ -163,6 +196,13 @@ class Recommender:
                 continue
             out.append([(self.id_map.raw_item(c + 1), s) for s, c in zip(values[b][:n], indices[b][:n], strict=True)])
         return out
+
+    def _answer_from_index(self, queries: Sequence[Query]) -> list[Ranked]:
+        """:meth:`answer` by the index: the batch's query vectors, one search, excluded items filtered."""
+        assert self.ann is not None
+        vectors = self.scorer.vectors([q.history for q in queries])  # [B, D]
+        hits = self.ann.top(vectors, [q.k for q in queries], [q.exclude for q in queries])
+        return [[(self.id_map.raw_item(i), s) for i, s in top] for top in hits]
 
     def _top(self, scores: torch.Tensor, k: int, exclude: np.ndarray) -> Ranked:
         """The k best of ``scores`` [N] (column j = item j + 1) outside ``exclude`` (internal ids)."""
@@ -227,8 +267,15 @@ class Recommender:
         return "\n".join(lines)
 
 
-def load(run_dir: str | Path, data_dir: str | None = None, onnx: str | Path | None = None) -> Recommender:
+def load(
+    run_dir: str | Path,
+    data_dir: str | None = None,
+    onnx: str | Path | None = None,
+    index: str = "exact",
+    hnsw: HNSWParams | None = None,
+) -> Recommender:
     """A trained run as a :class:`Recommender`; the run directory alone suffices (``data_dir``
     adds the users' histories for ``recommend_user`` and the empty-history popularity fallback;
-    ``onnx``, the run's `fave export` file, scores with ONNX Runtime: same top-K, lower latency)."""
-    return Recommender.from_run(run_dir, data_dir, onnx)
+    ``onnx``, the run's `fave export` file, scores with ONNX Runtime: same top-K, lower latency;
+    ``index="hnsw"`` takes the top-K from an approximate faiss index: big catalogs, needs fave[ann])."""
+    return Recommender.from_run(run_dir, data_dir, onnx, index, hnsw)

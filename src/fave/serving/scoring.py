@@ -85,21 +85,26 @@ class OneStepAnchor(torch.nn.Module):
         c = model.config
         self.add_x0 = c.objective == "authors" and c.inference_output != "raw"  # f = x_0 + u
 
-    def forward(self, history: Tensor, column: Tensor, keep: Tensor) -> Tensor:
+    def query(self, history: Tensor, column: Tensor, keep: Tensor) -> Tensor:
+        """x_1 [B, D], the vector the items are scored against."""
         anchor = history.gather(1, column[:, None])[:, 0]  # [B]
         x_0 = keep * self.net.item_emb(anchor)  # [B, D]
         t = torch.zeros(history.shape[0], dtype=x_0.dtype, device=x_0.device)
         x_1 = self.net(history, x_0, t, torch.ones_like(t))[0][:, -1]  # [B, D]
         if self.add_x0:
             x_1 = x_0 + x_1
-        return x_1 @ self.net.items.T
+        return x_1
+
+    def forward(self, history: Tensor, column: Tensor, keep: Tensor) -> Tensor:
+        return self.query(history, column, keep) @ self.net.items.T
 
 
 Runtime = Callable[..., np.ndarray]  # an exported graph: the graph's inputs (numpy) -> scores [B, N]
 
 
 class Scorer:
-    """``histories (internal ids, any lengths) -> scores [B, N]``, batch-independent per history.
+    """``histories (internal ids, any lengths) -> scores [B, N]``, batch-independent per history;
+    :meth:`vectors` gives the query vectors [B, D] of inner-product models instead (same draws).
 
     ``runtime``: the exported graph of this model (:class:`fave.serving.export.Exported`, e.g.
     ONNX Runtime) to run instead of torch eager; same inputs, same draws, same top-K.
@@ -134,40 +139,57 @@ class Scorer:
 
     @torch.no_grad()
     def __call__(self, histories: list[np.ndarray]) -> Tensor:
+        return self._run(histories, vectors=False)
+
+    @torch.no_grad()
+    def vectors(self, histories: list[np.ndarray]) -> Tensor:
+        """The query vectors [B, D] whose inner products with ``model.item_side()`` are the scores
+        ``__call__`` gives, drawn alike (what an approximate index searches with)."""
+        if self.runtime is not None:
+            raise ValueError("an exported graph gives scores, not query vectors")
+        return self._run(histories, vectors=True)
+
+    def _run(self, histories: list[np.ndarray], vectors: bool) -> Tensor:
         if self.kind == "one-step":
             if not self.graph.net.encoder.hide_padding:  # padding keys attended to: pad nothing
-                return self._by_width(histories)
+                return self._by_width(histories, vectors)
             history = self.pad(histories)
-            return self._one_step(history, self.draws(histories, history.shape[1]))
+            return self._one_step(history, self.draws(histories, history.shape[1]), vectors)
         if self.kind == "batched":
             history = self.pad(histories)
+            batch = Batch(history=history, user=torch.zeros(len(history), dtype=torch.long))
+            if vectors:
+                return self.model.query_vector(batch)
             if self.runtime is not None:
                 return torch.from_numpy(self.runtime(history.numpy()))
-            return self.model.score_all(Batch(history=history, user=torch.zeros(len(history), dtype=torch.long)))
-        return self._per_history(histories)
+            return self.model.score_all(batch)
+        return self._per_history(histories, vectors)
 
-    def _one_step(self, history: Tensor, d: AnchorDraws) -> Tensor:
+    def _one_step(self, history: Tensor, d: AnchorDraws, vectors: bool = False) -> Tensor:
+        if vectors:
+            return self.graph.query(history, d.column, d.keep).float()
         if self.runtime is not None:
             return torch.from_numpy(self.runtime(history.numpy(), d.column.numpy(), d.keep.numpy()))
         return self.graph(history, d.column, d.keep).float()
 
-    def _by_width(self, histories: list[np.ndarray]) -> Tensor:
+    def _by_width(self, histories: list[np.ndarray], vectors: bool) -> Tensor:
         """One forward per distinct width, so no row is padded."""
         widths = [max(1, min(len(h), self.max_len)) for h in histories]
         out: Tensor | None = None
         for w in sorted(set(widths)):
             rows = [b for b, x in enumerate(widths) if x == w]
             group = [histories[b] for b in rows]
-            scores = self._one_step(self.pad(group), self.draws(group, w))
+            scores = self._one_step(self.pad(group), self.draws(group, w), vectors)
             out = scores.new_empty(len(histories), scores.shape[1]) if out is None else out
             out[rows] = scores
         assert out is not None
         return out
 
-    def _per_history(self, histories: list[np.ndarray]) -> Tensor:
+    def _per_history(self, histories: list[np.ndarray], vectors: bool) -> Tensor:
+        head = self.model.query_vector if vectors else self.model.score_all
         rows = []
         for h in histories:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
-                rows.append(self.model.score_all(Batch(history=self.pad([h]), user=torch.zeros(1, dtype=torch.long))))
+                rows.append(head(Batch(history=self.pad([h]), user=torch.zeros(1, dtype=torch.long))))
         return torch.cat(rows).float()
