@@ -59,17 +59,3 @@ def test_steps_curve_with_fave_reference(tmp_path) -> None:
 def test_steps_needs_a_multi_step_model() -> None:
     with pytest.raises(FaveError, match="sample_steps"):
         run_steps(build_model("sasrec", {}, N_ITEMS), tiny_split().eval_set("test"), 10, (1,))
-
-
-def test_bench_eval_times_a_run(tmp_path):
-    from fave.benchmark.eval_time import time_evaluation
-    from fave.cli import main
-
-    data = tmp_path / "log.txt"
-    data.write_text("\n".join(f"u{u} " + " ".join(str((u + k) % 9 + 1) for k in range(6)) for u in range(8)) + "\n")
-    run = tmp_path / "run"
-    assert main(["train", "--model", "pop", "--dataset", str(data), "--out", str(run), "--quiet"]) == 0
-    row = time_evaluation(run, repeats=2)
-    assert row["users"] == 8 and len(row["runs_s"]) == 2 and row["median_s"] > 0
-    assert main(["bench-eval", str(run), "--out", str(tmp_path / "t"), "--repeats", "1"]) == 0
-    assert (tmp_path / "t.json").is_file() and "| pop |" in (tmp_path / "t.md").read_text()

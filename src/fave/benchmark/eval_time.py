@@ -14,19 +14,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.io_utils import atomic_write_json, atomic_write_text
 
 
-def time_evaluation(run_dir: str | Path, repeats: int = 3, data_dir: str | None = None) -> dict[str, Any]:
-    """Median seconds of ``evaluate`` on the test set (after one warm-up pass)."""
+def time_evaluation(
+    run_dir: str | Path, repeats: int = 3, data_dir: str | None = None, warmup: bool = True
+) -> dict[str, Any]:
+    """Median seconds of ``evaluate`` on the test set (after one warm-up pass unless ``warmup`` is False:
+    a pass over a big catalog costs minutes, and a cold pass is what a user's ``fave evaluate`` sees)."""
     from fave.data.load import load_split
     from fave.rundir import load_run
 
     model, config, _ = load_run(run_dir)
     test = load_split(config, data_dir).eval_set("test")
     run = lambda: evaluate(model, test, config.data.max_len, config.train.eval_batch_size)  # noqa: E731
-    run()  # warm-up
+    if warmup:
+        run()
     seconds = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -40,6 +45,7 @@ def time_evaluation(run_dir: str | Path, repeats: int = 3, data_dir: str | None 
         "items": model.num_items,
         "batch_size": config.train.eval_batch_size,
         "repeats": repeats,
+        "warmup": warmup,
         "median_s": float(np.median(seconds)),
         "runs_s": seconds,
     }
@@ -50,11 +56,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", required=True, help="output path without extension")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-warmup", action="store_true", help="time the first pass too (no untimed warm-up pass)")
     p.add_argument("--data-dir", default=None)
 
 
 def cmd(args: argparse.Namespace) -> int:
-    rows = [time_evaluation(r, args.repeats, args.data_dir) for r in args.runs]
+    if args.repeats < 1:
+        raise FaveError(f"--repeats {args.repeats}: time at least one pass")
+    rows = [time_evaluation(r, args.repeats, args.data_dir, warmup=not args.no_warmup) for r in args.runs]
     env = {
         "machine": platform.machine(),
         "processor": platform.processor(),
@@ -66,9 +75,10 @@ def cmd(args: argparse.Namespace) -> int:
     lines = [
         "# Whole test evaluation time",
         "",
-        f"`fave bench-eval {' '.join(args.runs)} --out {args.out}` ({env['threads']} torch threads, "
-        f"torch {env['torch']}). One pass = score all test users against all items, rank under both "
-        "protocols; median of the timed passes after one warm-up.",
+        f"`fave bench-eval {' '.join(args.runs)} --out {args.out}"
+        f"{' --repeats ' + str(args.repeats) if args.repeats != 3 else ''}{' --no-warmup' if args.no_warmup else ''}` "
+        f"({env['threads']} torch threads, torch {env['torch']}). One pass = score all test users against all items, "
+        f"rank under both protocols; median of the timed passes{'' if args.no_warmup else ' after one warm-up'}.",
         "",
         "| run | model | dataset | users | items | median s | passes (s) |",
         "|---|---|---|---|---|---|---|",
