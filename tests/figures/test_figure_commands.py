@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,10 +17,7 @@ from fave.figures.states import fave_states, fmrec_states, one_step_inference  #
 from fave.models.registry import build_model  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
-N_ITEMS = 15
-SMALL = ["--quiet", "--set", "threads=1", "--set", "batch_size=16", "--set", "max_len=8", "--set", "params.max_len=8"]
-for kv in ("hidden=16", "layers=1", "heads=2", "params.decoder_hidden=[8,8]", "params.decoder_block=1"):
-    SMALL += ["--set", kv]
+N_ITEMS = 15  # the items of the conftest's log
 TINY = dict(hidden=16, heads=2, layers=2, decoder_hidden=[8, 8])
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -34,18 +30,8 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     return d
 
 
-def write_log(path: Path, n_users: int = 14, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        items = rng.choice(N_ITEMS, size=int(rng.integers(4, 9)), replace=False)
-        rows.append(" ".join([f"u{u}", *(f"i{i}" for i in items)]))
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
+def runs(tmp_path_factory, write_log, small_flags) -> dict[str, Path]:
     """A two-stage FAVE, a Stage-1-only FAVE and an FMRec (4 Euler steps), one epoch per stage."""
     root = tmp_path_factory.mktemp("figure-runs")
     mp = pytest.MonkeyPatch()
@@ -53,7 +39,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     data = str(write_log(root / "log.txt"))
     out = {"fave": root / "fave", "fave1": root / "fave1", "fmrec": root / "fmrec"}
     epochs = ["--set", "epochs=1", "--set", "params.stage1_epochs=1", "--set", "params.stage2_epochs=1"]
-    base = ["train", "--dataset", data, *SMALL]
+    base = ["train", "--dataset", data, *small_flags]
     try:
         assert main([*base, "--model", "fave", "--out", str(out["fave"]), *epochs]) == 0
         assert main([*base, "--model", "fave", "--out", str(out["fave1"]), *epochs, "--set", "params.stage=1"]) == 0

@@ -11,7 +11,6 @@ import subprocess
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -25,32 +24,19 @@ from fave.reporting import KEYS  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[2]
-SMALL = ["--quiet", "--set", "threads=1", "--set", "batch_size=16", "--set", "max_len=8", "--set", "params.max_len=8"]
-for kv in ("hidden=16", "layers=1", "heads=2", "params.decoder_hidden=[8,8]", "params.decoder_block=1"):
-    SMALL += ["--set", kv]
-SMALL += ["--set", "epochs=1", "--set", "params.stage1_epochs=1", "--set", "params.stage2_epochs=1"]
+ONE_EPOCH = ["--set", "epochs=1", "--set", "params.stage1_epochs=1", "--set", "params.stage2_epochs=1"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def write_log(path: Path, n_users: int = 14, n_items: int = 15, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        items = rng.choice(n_items, size=int(rng.integers(4, 9)), replace=False)
-        rows.append(" ".join([f"u{u}", *(f"i{i}" for i in items)]))
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict[str, Path]:
+def trained(tmp_path_factory, write_log, small_flags) -> dict[str, Path]:
     """One epoch per stage: a shared Stage 1, the chosen values and gamma = 0.5 as Stage 2 from it,
     and two-stage runs at alpha = 0.3 and at the chosen values."""
     root = tmp_path_factory.mktemp("sensitivity-runs")
     mp = pytest.MonkeyPatch()
     mp.setenv("FAVE_DATA_DIR", str(root / "cache"))
-    base = ["train", "--model", "fave", "--dataset", str(write_log(root / "log.txt")), *SMALL]
+    base = ["train", "--model", "fave", "--dataset", str(write_log(root / "log.txt")), *small_flags, *ONE_EPOCH]
     out = {k: root / k for k in ("stage1", "chosen", "gamma0.5", "alpha0.3", "full")}
     stage2 = ["--set", "stage=2", "--set", f"init_from={out['stage1']}"]
     try:
