@@ -1,24 +1,116 @@
-"""Print the README results table from results/ml-100k.json and results/beauty.json.
+"""The README's results tables, from committed result files.
 
-Usage: .venv/bin/python scripts/readme_summary.py
+    .venv/bin/python scripts/readme_summary.py            # print them
+    .venv/bin/python scripts/readme_summary.py --write    # replace the block between the README's markers
+
+ML-100k: results/ml-100k-seeds.json (`SEEDS='0 1 2' bash scripts/table1.sh`: every model, epoch-capped
+recipes, with per-user paired tests of FAVE against each). Beauty: results/beauty.json
+(`bash scripts/reproduce.sh report`). Test set, mean ± std over the seeds, validation beside it.
 """
 
+from __future__ import annotations
+
 import json
+import sys
+from pathlib import Path
 
-from fave.reporting import PAPER, TABLE_ORDER, pct
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
 
-print(
-    "| dataset | model | seeds | H@20 paper | N@20 paper | H@20 masked | N@20 masked | train s | paper's H@20 / N@20 |"
-)
-print("|---|---|---|---|---|---|---|---|---|")
-for dataset in ("ml-100k", "beauty"):
-    results = json.load(open(f"results/{dataset}.json"))["results"]
-    for label in (m for m in TABLE_ORDER if m in results):
-        e = results[label]
-        paper, masked = e["test"]["paper"], e["test"]["masked"]
-        ref = PAPER[dataset].get(label)
-        print(
-            f"| {dataset} | {label} | {len(e['seeds'])} | {pct(paper['HR@20'])} | {pct(paper['NDCG@20'])} | "
-            f"{pct(masked['HR@20'])} | {pct(masked['NDCG@20'])} | {e['train_seconds']['mean']:.0f} | "
-            f"{f'{ref[1]:.2f} / {ref[3]:.2f}' if ref else '-'} |"
+from fave.reporting import PAPER, TABLE_ORDER, pct  # noqa: E402
+
+START, END = "<!-- results-table -->", "<!-- /results-table -->"
+
+
+def p_value(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-3 else "<0.001"
+
+
+def paired(result: dict) -> dict[tuple[str, str], dict]:
+    """(baseline, metric) -> the `paper`-protocol paired test against FAVE."""
+    tests = (result.get("significance") or {}).get("tests", {}).get("paper", [])
+    return {(t["baseline"], t["metric"]): t for t in tests}
+
+
+def ml100k_table(result: dict) -> list[str]:
+    rows, tests = result["results"], paired(result)
+    lines = [
+        "| model | seeds | test H@20 | test N@20 | masked H@20 | masked N@20 | valid H@20 | valid N@20 "
+        "| FAVE - model, H@20 (p) | FAVE - model, N@20 (p) | paper's H@20 / N@20 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in (m for m in TABLE_ORDER if m in rows):
+        e = rows[name]
+        test, masked, valid = e["test"]["paper"], e["test"]["masked"], e["valid"]["paper"]
+        diffs = []
+        for metric in ("HR@20", "NDCG@20"):
+            t = tests.get((name, metric))
+            diffs.append(f"{100 * t['diff']:+.2f} ({p_value(t['t_p_holm'])})" if t else "-")
+        ref = PAPER["ml-100k"].get(name)
+        lines.append(
+            f"| {name} | {len(e['seeds'])} | {pct(test['HR@20'])} | {pct(test['NDCG@20'])} | {pct(masked['HR@20'])} "
+            f"| {pct(masked['NDCG@20'])} | {pct(valid['HR@20'])} | {pct(valid['NDCG@20'])} | {diffs[0]} | {diffs[1]} "
+            f"| {f'{ref[1]:.2f} / {ref[3]:.2f}' if ref else '-'} |"
         )
+    return lines
+
+
+def beauty_table(result: dict) -> list[str]:
+    rows = result["results"]
+    lines = [
+        "| model | seeds | test H@20 | test N@20 | masked H@20 | masked N@20 | valid H@20 | valid N@20 "
+        "| train s | paper's H@20 / N@20 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in (m for m in TABLE_ORDER if m in rows):
+        e = rows[name]
+        test, masked, valid = e["test"]["paper"], e["test"]["masked"], e["valid"]["paper"]
+        ref = PAPER["beauty"].get(name)
+        lines.append(
+            f"| {name} | {len(e['seeds'])} | {pct(test['HR@20'])} | {pct(test['NDCG@20'])} | {pct(masked['HR@20'])} "
+            f"| {pct(masked['NDCG@20'])} | {pct(valid['HR@20'])} | {pct(valid['NDCG@20'])} "
+            f"| {e['train_seconds']['mean']:.0f} | {f'{ref[1]:.2f} / {ref[3]:.2f}' if ref else '-'} |"
+        )
+    return lines
+
+
+def block() -> str:
+    ml = json.loads((ROOT / "results/ml-100k-seeds.json").read_text())
+    beauty = json.loads((ROOT / "results/beauty.json").read_text())
+    sig = ml.get("significance") or {}
+    lines = [
+        f"**ML-100k** (`{ml['command']}`, `results/ml-100k-seeds.md`): every model with its epoch-capped recipe",
+        "(no wall-clock budget, so the numbers do not depend on the machine's load). `paper` protocol unless",
+        "named; `masked` = the user's history removed. FAVE - model: difference of the per-user means on the",
+        f"943 test users, two-sided paired t-test, p {sig.get('correction', '')}-corrected over all comparisons",
+        "(Wilcoxon in the file).",
+        "",
+        *ml100k_table(ml),
+        "",
+        "**Beauty** (`bash scripts/reproduce.sh report`, `results/beauty.md`): the CPU recipes with their",
+        "wall-clock budgets (train s: seconds of training).",
+        "",
+        *beauty_table(beauty),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    text = block()
+    if "--write" not in sys.argv[1:]:
+        print(text)
+        return 0
+    readme = ROOT / "README.md"
+    body = readme.read_text(encoding="utf-8")
+    if START not in body or END not in body:
+        print(f"README.md has no {START} ... {END} block to replace", file=sys.stderr)
+        return 2
+    head, rest = body.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    print(f"wrote {readme} ({len(text.splitlines())} lines between the markers)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Table 4 (diversity) on ML-100k: Caser, SASRec, AutoSeqRec, DiffuRec, FMRec and FAVE at SEEDS (default 0 1 2),
 # then results/ml-100k-diversity.{md,json} (ILD@20, N@20, coverage@20, mean ± std, beside the paper's values),
-# and results/ml-100k-seeds.{md,json} (the same runs as Table 1 with paired tests of FAVE against each).
+# and results/ml-100k-seeds.{md,json} (`scripts/table1.sh`'s report: Table 1 from every finished run of these seeds).
 # Runs are named and trained as scripts/reproduce.sh does (runs/ml-100k/<model>-seed<N>, each model's packaged
 # config; FAVE's two stages in one run, as `fave train` does by default); finished runs are skipped, so existing
 # runs are reused. The ML-100k configs cap epochs instead of wall-clock time, so results do not depend on load.
@@ -33,7 +33,6 @@ if [ ${#RUNS[@]} -eq 0 ]; then echo "no finished runs under runs/ml-100k for the
 $F report "${RUNS[@]}" --diversity --out results/ml-100k-diversity \
   --title "ML-100k: diversity of the top-20 lists (Table 4)" \
   --command "SEEDS='$SEEDS' bash scripts/table4.sh"
-# the same runs as a Table-1 report: test and validation, both protocols, paired tests of FAVE against each
-$F report "${RUNS[@]}" --out results/ml-100k-seeds \
-  --title "ML-100k: Table 1 with the epoch-capped recipes (Caser, SASRec, AutoSeqRec, DiffuRec, FMRec, FAVE)" \
-  --command "SEEDS='$SEEDS' bash scripts/table4.sh"
+# Table 1 from every finished run of these seeds (these six models and the others of scripts/table1.sh):
+# test and validation, both protocols, paired tests of FAVE against each
+REPORT_ONLY=1 SEEDS="$SEEDS" FAVE="$F" bash scripts/table1.sh
