@@ -59,15 +59,17 @@ def test_one_step_inference_is_one_call_equal_to_f_x0_0_1():
     history = torch.tensor([[0, 0, 3, 7, 9], [1, 2, 3, 4, 5]])
     calls = []
     forward = model.net.forward
-    model.net.forward = lambda *a: calls.append(1) or forward(*a)
+    model.net.forward = lambda *a, **k: calls.append(1) or forward(*a, **k)
     torch.manual_seed(1)
     out = model.generate(history)
     assert len(calls) == 1
     model.net.forward = forward
     torch.manual_seed(1)
     x0 = model.prior(history, per_position=False, p_keep=model.config.p_keep)
-    f = model.net(history, x0, torch.zeros(2), torch.ones(2))[0][:, -1]
+    f = model.net(history, x0, torch.zeros(2), torch.ones(2), last_only=True)[0][:, -1]
     assert torch.equal(out, f)
+    full = model.net(history, x0, torch.zeros(2), torch.ones(2))[0][:, -1]  # the whole forward, to rounding
+    torch.testing.assert_close(out, full, rtol=1e-5, atol=1e-6)
     assert model.score_all(type("B", (), {"history": history})()).shape == (2, 15)
 
 
@@ -75,7 +77,7 @@ def test_stage1_validation_uses_configured_euler_steps():
     model = make(stage="1").eval()
     calls = []
     forward = model.net.forward
-    model.net.forward = lambda *a: calls.append(1) or forward(*a)
+    model.net.forward = lambda *a, **k: calls.append(1) or forward(*a, **k)
     model.generate(torch.tensor([[0, 1, 2]]))
     assert len(calls) == SMALL["stage1_eval_steps"]
 

@@ -2,7 +2,9 @@
 
 The floor is one bare forward pass of the network plus scoring against all items, in eager
 torch, with the prior construction (anchor sampling, masks) left out: for FAVE
-``net(history, x_0, t = 0, r = 1)`` at the last position, ``@ E^T``. FAVE's own row runs the
+``net(history, x_0, t = 0, r = 1)`` at the last position, ``@ E^T``, computed as the model's own
+inference computes it (the last block at the last position only, ``last_only``), so the floor and
+FAVE's row do the same arithmetic and their ratio measures the runtime alone. FAVE's own row runs the
 optimised path (:func:`row_path`): the one-step graph exported to ONNX on the fly and run by
 ONNX Runtime with the library's draws, checked against eager on every test user
 (:func:`same_top_k`); the issue's goal is FAVE's batch-1 latency at most half the floor's.
@@ -54,7 +56,7 @@ class FloorScorer:
 
     def __call__(self, batch: Batch) -> Tensor:
         x_0, t, r = self._prepared(len(batch), batch.history.device)
-        return self.net(batch.history, x_0, t, r)[0][:, -1] @ self.net.items.T
+        return self.net(batch.history, x_0, t, r, last_only=True)[0][:, -1] @ self.net.items.T
 
 
 # -- FAVE's row: the optimised path ----------------------------------------------------------

@@ -92,12 +92,17 @@ class TransformerBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x: [B, L, D], mask: [B, 1, L, L] bool -> [B, L, D]."""
+    def forward(self, x: Tensor, mask: Tensor, last_only: bool = False) -> Tensor:
+        """x: [B, L, D], mask: [B, 1, L, L] bool -> [B, L, D], or [B, 1, D] with ``last_only``: the last
+        position's output alone (keys and values still from every position; the same numbers as
+        ``forward(x, mask)[:, -1:]`` up to float rounding, for a fraction of the cost)."""
         B, L, D = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         if self.use_rotary:
             q, k = rotary(q), rotary(k)
+        if last_only:  # queries, mask rows and residual stream of the last position only
+            q, mask, x = q[:, :, -1:], mask[:, :, -1:], x[:, -1:]
+        Lq = q.shape[-2]
         if self.math_attention:
             w = (q @ k.transpose(-1, -2)) / (q.shape[-1] ** 0.5)
             w = w.masked_fill(~mask, float("-inf")).softmax(-1)
@@ -105,7 +110,7 @@ class TransformerBlock(nn.Module):
         else:
             p = self.dropout if self.training else 0.0
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        x = x + self.drop_path(self.drop(self.proj(a.transpose(1, 2).reshape(B, L, D))))
+        x = x + self.drop_path(self.drop(self.proj(a.transpose(1, 2).reshape(B, Lq, D))))
         return x + self.drop_path(self.drop(self.ffn(self.norm2(x))))
 
 
@@ -132,12 +137,16 @@ class TransformerEncoder(nn.Module):
         )
         self.final_norm = RMSNorm(hidden) if norm == "rms" else nn.LayerNorm(hidden)
 
-    def forward(self, x: Tensor, history: Tensor, causal: bool) -> tuple[Tensor, list[Tensor]]:
-        """-> (final normalised output [B, L, D], outputs of each block)."""
+    def forward(
+        self, x: Tensor, history: Tensor, causal: bool, last_only: bool = False
+    ) -> tuple[Tensor, list[Tensor]]:
+        """-> (final normalised output [B, L, D], outputs of each block). ``last_only``: the last block
+        computes the last position alone (inference that reads only ``[:, -1]``): the final output and
+        the last block's entry of the list are then [B, 1, D]; the earlier blocks' stay [B, L, D]."""
         mask = attention_mask(history, causal, self.hide_padding)
         outs = []
-        for block in self.blocks:
-            x = block(x, mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
             outs.append(x)
         return self.final_norm(x), outs
 

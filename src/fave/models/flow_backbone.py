@@ -197,15 +197,20 @@ class FlowBackbone(nn.Module):
         z = self.time_emb(t)
         return z + self.time_emb(r - t) if self.config.dual_time else z
 
-    def forward(self, history: Tensor, x_t: Tensor, t: Tensor, r: Tensor) -> tuple[Tensor, Tensor | None]:
-        """-> (f: x_1 prediction, h_mid: decoder input or None without a decoder), at every position [B, L, D]."""
+    def forward(
+        self, history: Tensor, x_t: Tensor, t: Tensor, r: Tensor, last_only: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """-> (f: x_1 prediction, h_mid: decoder input or None without a decoder), at every position [B, L, D].
+        ``last_only`` (inference): f at the last position alone, [B, 1, D], computed without the other
+        positions' outputs of the last block (:class:`TransformerEncoder`); h_mid is then [B, 1, D] when
+        the decoder reads the last block."""
         e_s = self.embed_history(history)  # [B, L, D]
         cond = x_t + self.condition(t, r)  # [B, D] or [B, L, D]
         if cond.dim() == 2:
             cond = cond[:, None, :]
         lam = self.config.delta + self.config.delta * torch.randn_like(e_s) if self.training else self.config.delta
         x = e_s + lam * cond
-        out, hiddens = self.encoder(x, history, causal=self.causal)
+        out, hiddens = self.encoder(x, history, causal=self.causal, last_only=last_only)
         h_mid = hiddens[self.config.decoder_block - 1] if self.decoder is not None else None
         return self.out_norm(out), h_mid
 

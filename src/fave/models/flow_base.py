@@ -136,7 +136,7 @@ class FlowSeqModel(SeqRecModel):
     # -- inference -------------------------------------------------------------------
     def x1_fn(self, history: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
         """(x_t [B, D], t [B]) -> f(x_t, t, r = 1) at the last position: the network, once."""
-        return lambda x, t: self.net(history, x, t, torch.ones_like(t))[0][:, -1]
+        return lambda x, t: self.net(history, x, t, torch.ones_like(t), last_only=True)[0][:, -1]
 
     def generate(self, history: Tensor) -> Tensor:
         """The recommendation vector x_1_hat [B, D] for the last position."""

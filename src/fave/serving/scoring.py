@@ -90,7 +90,7 @@ class OneStepAnchor(torch.nn.Module):
         anchor = history.gather(1, column[:, None])[:, 0]  # [B]
         x_0 = keep * self.net.item_emb(anchor)  # [B, D]
         t = torch.zeros(history.shape[0], dtype=x_0.dtype, device=x_0.device)
-        x_1 = self.net(history, x_0, t, torch.ones_like(t))[0][:, -1]  # [B, D]
+        x_1 = self.net(history, x_0, t, torch.ones_like(t), last_only=True)[0][:, -1]  # [B, D]
         if self.add_x0:
             x_1 = x_0 + x_1
         return x_1

@@ -1,0 +1,55 @@
+"""The shared transformer blocks: the last-position-only forward equals the full one's last position."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fave.models.blocks import TransformerEncoder
+from fave.models.flow_backbone import BackboneConfig, FlowBackbone
+
+
+def history(B: int = 3, L: int = 7, N: int = 20) -> torch.Tensor:
+    h = torch.randint(1, N + 1, (B, L), generator=torch.Generator().manual_seed(0))
+    h[0, :3] = 0  # left padding in one row
+    return h
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("rotary", [True, False])
+@pytest.mark.parametrize("math_attention", [True, False])
+def test_last_only_is_the_last_position_of_the_full_forward(causal, rotary, math_attention) -> None:
+    torch.manual_seed(0)
+    enc = TransformerEncoder(16, 2, 3, 0.1, use_rotary=rotary, math_attention=math_attention).eval()
+    h = history()
+    x = torch.randn(*h.shape, 16)
+    with torch.no_grad():
+        full, full_outs = enc(x, h, causal)
+        last, last_outs = enc(x, h, causal, last_only=True)
+    assert last.shape == (3, 1, 16) and last_outs[-1].shape == (3, 1, 16)
+    torch.testing.assert_close(last[:, 0], full[:, -1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(full_outs[:-1], last_outs[:-1], strict=True):  # the earlier blocks are untouched
+        torch.testing.assert_close(a, b)
+
+
+def test_last_only_must_not_change_the_full_forward() -> None:
+    """A wrong slice (e.g. the first position) would still have the right shape: compare values."""
+    torch.manual_seed(1)
+    enc = TransformerEncoder(16, 2, 2, 0.0, use_rotary=True).eval()
+    h = history()
+    x = torch.randn(*h.shape, 16)
+    with torch.no_grad():
+        full, _ = enc(x, h, causal=True)
+        last, _ = enc(x, h, causal=True, last_only=True)
+    assert not torch.allclose(last[:, 0], full[:, 0], atol=1e-3)
+
+
+def test_backbone_last_only_matches() -> None:
+    torch.manual_seed(0)
+    net = FlowBackbone(BackboneConfig(hidden=16, heads=2, layers=2, max_len=7), 20, causal=True).eval()
+    h = history()
+    x_t, t = torch.randn(3, 16), torch.rand(3)
+    with torch.no_grad():
+        f_full, _ = net(h, x_t, t, torch.ones_like(t))
+        f_last, _ = net(h, x_t, t, torch.ones_like(t), last_only=True)
+    torch.testing.assert_close(f_last[:, -1], f_full[:, -1], rtol=1e-5, atol=1e-6)
