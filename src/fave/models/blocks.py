@@ -137,9 +137,7 @@ class TransformerEncoder(nn.Module):
         )
         self.final_norm = RMSNorm(hidden) if norm == "rms" else nn.LayerNorm(hidden)
 
-    def forward(
-        self, x: Tensor, history: Tensor, causal: bool, last_only: bool = False
-    ) -> tuple[Tensor, list[Tensor]]:
+    def forward(self, x: Tensor, history: Tensor, causal: bool, last_only: bool = False) -> tuple[Tensor, list[Tensor]]:
         """-> (final normalised output [B, L, D], outputs of each block). ``last_only``: the last block
         computes the last position alone (inference that reads only ``[:, -1]``): the final output and
         the last block's entry of the list are then [B, 1, D]; the earlier blocks' stay [B, L, D]."""
