@@ -285,7 +285,8 @@ def plot_sensitivity(result: dict[str, Any], protocol: str = "paper") -> Any:
     params = result["params"]
     n = len(params)
     rows, cols = (2, 2) if n == 4 else (1, n)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
+    width = max(5.2 * cols, 8.0)  # room for the title and the legend with one or two panels
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.9 * rows + (0.5 if cols < 3 else 0)), squeeze=False)
     colors = dict(zip(SHOWN, ("tab:blue", "tab:orange"), strict=True))
     legend: tuple[list[Any], list[str]] = ([], [])
     for ax, g in zip(axes.flat, params.values(), strict=False):
@@ -314,8 +315,9 @@ def plot_sensitivity(result: dict[str, Any], protocol: str = "paper") -> Any:
         ax.set_visible(False)
     fig.legend(*legend, fontsize=8, loc="lower center", ncol=len(legend[0]), frameon=False)
     fig.suptitle(
-        f"FAVE hyperparameter sensitivity on {result['dataset']} ({protocol} protocol, test; dashed: validation; "
-        f"seeds {', '.join(map(str, result['seeds']))}; dotted: the paper's value)",
+        f"FAVE hyperparameter sensitivity on {result['dataset']} ({protocol} protocol, test; dashed: validation;"
+        + ("\n" if cols < 3 else " ")
+        + f"seeds {', '.join(map(str, result['seeds']))}; dotted: the paper's value)",
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
