@@ -87,6 +87,7 @@ def main() -> int:
             print(f"{m}: train {row['train']}", flush=True)
             if row["train"]["rc"] != 0:
                 rows.append(row)
+                write(rows, data, args)
                 continue
         else:
             saved = run / "scale-train.json"  # this script's record of the training command
@@ -95,7 +96,12 @@ def main() -> int:
             atomic_write_json(run / "scale-train.json", row["train"])
         evalout = root / f"{m}-eval"
         bench = [*FAVE, "bench-eval", str(run), "--out", str(evalout), "--repeats", "1", "--no-warmup"]
-        row["eval"] = child(bench, root / f"{m}-eval.log")
+        saved_eval = run / "scale-eval.json"  # this script's record of the timing command, reused
+        if saved_eval.exists() and evalout.with_suffix(".json").exists():
+            row["eval"] = json.loads(saved_eval.read_text())
+        else:
+            row["eval"] = child(bench, root / f"{m}-eval.log")
+            atomic_write_json(saved_eval, row["eval"])
         if row["eval"]["rc"] == 0:
             timed = json.loads(evalout.with_suffix(".json").read_text())["results"][0]
             row["eval"].update(users=timed["users"], items=timed["items"], eval_s=round(timed["median_s"], 1))
@@ -108,14 +114,18 @@ def main() -> int:
         row["test"] = metrics.get("test")
         row["resolved"] = resolved_loss(run)
         rows.append(row)
+        write(rows, data, args)  # after every model: a stopped script keeps what it measured
+    print((ROOT / args.out).with_suffix(".md").read_text())
+    return 0 if all(r.get("eval", {}).get("rc") == 0 for r in rows) else 1
+
+
+def write(rows: list[dict], data: Path, args: argparse.Namespace) -> None:
     env = {"machine": platform.machine(), "cpus": os.cpu_count(), "load_avg_end": list(os.getloadavg())}
     result = {"data": str(data), "users": args.users, "ids": args.ids, "environment": env, "rows": rows}
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out.with_suffix(".json"), result)
     atomic_write_text(out.with_suffix(".md"), render(result, " ".join(sys.argv[1:])))
-    print(out.with_suffix(".md").read_text())
-    return 0 if all(r.get("eval", {}).get("rc") == 0 for r in rows) else 1
 
 
 def render(result: dict, argv: str) -> str:
