@@ -32,46 +32,39 @@ def paired(result: dict) -> dict[tuple[str, str], dict]:
     return {(t["baseline"], t["metric"]): t for t in tests}
 
 
-def ml100k_table(result: dict) -> list[str]:
-    rows, tests = result["results"], paired(result)
-    lines = [
-        "| model | seeds | test H@20 | test N@20 | masked H@20 | masked N@20 | valid H@20 | valid N@20 "
-        "| FAVE - model, H@20 (p) | FAVE - model, N@20 (p) | paper's H@20 / N@20 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def table(result: dict, dataset: str, extra: tuple[str, ...], cells) -> list[str]:
+    """Rows of every model of ``result`` in Table-1 order: seeds, test (both protocols), validation,
+    the ``extra`` columns (``cells(name, entry)`` gives their values), then the paper's row."""
+    rows = result["results"]
+    head = ["model", "seeds", "test H@20", "test N@20", "masked H@20", "masked N@20", "valid H@20", "valid N@20"]
+    head += [*extra, "paper's H@20 / N@20"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in (m for m in TABLE_ORDER if m in rows):
         e = rows[name]
         test, masked, valid = e["test"]["paper"], e["test"]["masked"], e["valid"]["paper"]
-        diffs = []
+        ref = PAPER[dataset].get(name)
+        values = [name, str(len(e["seeds"]))]
+        values += [pct(s[m]) for s in (test, masked, valid) for m in ("HR@20", "NDCG@20")]
+        values += [*cells(name, e), f"{ref[1]:.2f} / {ref[3]:.2f}" if ref else "-"]
+        lines.append("| " + " | ".join(values) + " |")
+    return lines
+
+
+def ml100k_table(result: dict) -> list[str]:
+    tests = paired(result)
+
+    def diffs(name: str, _: dict) -> list[str]:
+        out = []
         for metric in ("HR@20", "NDCG@20"):
             t = tests.get((name, metric))
-            diffs.append(f"{100 * t['diff']:+.2f} ({p_value(t['t_p_holm'])})" if t else "-")
-        ref = PAPER["ml-100k"].get(name)
-        lines.append(
-            f"| {name} | {len(e['seeds'])} | {pct(test['HR@20'])} | {pct(test['NDCG@20'])} | {pct(masked['HR@20'])} "
-            f"| {pct(masked['NDCG@20'])} | {pct(valid['HR@20'])} | {pct(valid['NDCG@20'])} | {diffs[0]} | {diffs[1]} "
-            f"| {f'{ref[1]:.2f} / {ref[3]:.2f}' if ref else '-'} |"
-        )
-    return lines
+            out.append(f"{100 * t['diff']:+.2f} ({p_value(t['t_p_holm'])})" if t else "-")
+        return out
+
+    return table(result, "ml-100k", ("FAVE - model, H@20 (p)", "FAVE - model, N@20 (p)"), diffs)
 
 
 def beauty_table(result: dict) -> list[str]:
-    rows = result["results"]
-    lines = [
-        "| model | seeds | test H@20 | test N@20 | masked H@20 | masked N@20 | valid H@20 | valid N@20 "
-        "| train s | paper's H@20 / N@20 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name in (m for m in TABLE_ORDER if m in rows):
-        e = rows[name]
-        test, masked, valid = e["test"]["paper"], e["test"]["masked"], e["valid"]["paper"]
-        ref = PAPER["beauty"].get(name)
-        lines.append(
-            f"| {name} | {len(e['seeds'])} | {pct(test['HR@20'])} | {pct(test['NDCG@20'])} | {pct(masked['HR@20'])} "
-            f"| {pct(masked['NDCG@20'])} | {pct(valid['HR@20'])} | {pct(valid['NDCG@20'])} "
-            f"| {e['train_seconds']['mean']:.0f} | {f'{ref[1]:.2f} / {ref[3]:.2f}' if ref else '-'} |"
-        )
-    return lines
+    return table(result, "beauty", ("train s",), lambda _, e: [f"{e['train_seconds']['mean']:.0f}"])
 
 
 def block() -> str:

@@ -42,10 +42,9 @@ def child(cmd: list[str], log: Path) -> dict:
     with open(log, "w", encoding="utf-8") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     return {
         "command": " ".join(["fave", *cmd[len(FAVE) :]] if cmd[: len(FAVE)] == FAVE else cmd),
-        "rc": proc.returncode,
+        "rc": os.waitstatus_to_exitcode(status),
         "wall_s": round(time.perf_counter() - t0, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
     }
@@ -82,6 +81,7 @@ def main() -> int:
         run = root / m
         train = [*FAVE, "train", "--model", m, "--dataset", str(data), "--set", "epochs=1", "--out", str(run)]
         row: dict = {"model": m, "run": str(run)}
+        saved = run / "scale-train.json"  # this script's record of the training command, reused
         if not (run / "metrics.json").exists():
             row["train"] = child(train, root / f"{m}-train.log")
             print(f"{m}: train {row['train']}", flush=True)
@@ -89,11 +89,9 @@ def main() -> int:
                 rows.append(row)
                 write(rows, data, args)
                 continue
+            atomic_write_json(saved, row["train"])
         else:
-            saved = run / "scale-train.json"  # this script's record of the training command
             row["train"] = json.loads(saved.read_text()) if saved.exists() else None
-        if row["train"] is not None:
-            atomic_write_json(run / "scale-train.json", row["train"])
         evalout = root / f"{m}-eval"
         bench = [*FAVE, "bench-eval", str(run), "--out", str(evalout), "--repeats", "1", "--no-warmup"]
         saved_eval = run / "scale-eval.json"  # this script's record of the timing command, reused

@@ -12,27 +12,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 F=${FAVE:-.venv/bin/fave}
 SEEDS=${SEEDS:-0 1 2}
-train() {  # train OUT ARGS... (skip when finished)
-  local out=$1; shift
-  if [ -f "$out/metrics.json" ]; then echo "done: $out"; return; fi
-  $F train --out "$out" --quiet "$@"
-}
-if [ -z "${REPORT_ONLY:-}" ]; then
-  for s in $SEEDS; do
-    for m in caser sasrec autoseqrec diffurec fmrec; do
-      train "runs/ml-100k/$m-seed$s" --model "$m" --dataset ml-100k --seed "$s"
-    done
-    train "runs/ml-100k/fave-seed$s" --model fave --dataset ml-100k --seed "$s"  # both stages, the default
-  done
-fi
+SIX="caser sasrec autoseqrec diffurec fmrec fave"
+# the trainings (finished runs skipped; REPORT_ONLY=1 trains nothing) and the Table-1 report over every finished
+# run of these seeds (these six models and the others of scripts/table1.sh), with paired tests of FAVE against each
+MODELS="$SIX" SEEDS="$SEEDS" FAVE="$F" bash scripts/table1.sh
 RUNS=()
-for m in caser sasrec autoseqrec diffurec fmrec fave; do
+for m in $SIX; do
   for s in $SEEDS; do [ -f "runs/ml-100k/$m-seed$s/metrics.json" ] && RUNS+=("runs/ml-100k/$m-seed$s"); done
 done
 if [ ${#RUNS[@]} -eq 0 ]; then echo "no finished runs under runs/ml-100k for these models and seeds" >&2; exit 1; fi
 $F report "${RUNS[@]}" --diversity --out results/ml-100k-diversity \
   --title "ML-100k: diversity of the top-20 lists (Table 4)" \
   --command "SEEDS='$SEEDS' bash scripts/table4.sh"
-# Table 1 from every finished run of these seeds (these six models and the others of scripts/table1.sh):
-# test and validation, both protocols, paired tests of FAVE against each
-REPORT_ONLY=1 SEEDS="$SEEDS" FAVE="$F" bash scripts/table1.sh
