@@ -236,8 +236,14 @@ def test_ild_of_a_hand_computed_top_3_through_the_evaluator() -> None:
     assert ild(torch.tensor([[4, 1, 0]]), vectors).item() == pytest.approx(2 / 3, abs=1e-6)
 
 
-def test_ranks_of_both_protocols_equal_the_reference_ranking_with_ties_nan_and_inf() -> None:
+@pytest.mark.parametrize("block_elements", [1 << 20, 37, 1])  # one block, blocks of 2 columns, of 1
+def test_ranks_of_both_protocols_equal_the_reference_ranking_with_ties_nan_and_inf(
+    block_elements: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fave.evaluation import evaluator
     from fave.evaluation.evaluator import ranks_both
+
+    monkeypatch.setattr(evaluator, "COUNT_BLOCK_ELEMENTS", block_elements)
     from fave.evaluation.metrics import target_ranks
 
     gen = torch.Generator().manual_seed(0)

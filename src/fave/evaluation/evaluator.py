@@ -73,6 +73,32 @@ def _history_columns(inputs: list[np.ndarray], target_col: Tensor) -> tuple[Tens
     return torch.from_numpy(cols).to(target_col.device), torch.from_numpy(valid).to(target_col.device)
 
 
+COUNT_BLOCK_ELEMENTS = 1 << 20  # scores compared per step: a 4 MB buffer that stays in the CPU's cache
+
+
+def count_above(scores: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Per row of scores [B, N]: ``#(s > t)`` and ``#(s >= t)`` against t [B, 1], as int64 [B].
+
+    The columns are taken in blocks of about :data:`COUNT_BLOCK_ELEMENTS` entries, each compared into
+    one small reused buffer and summed while it is still in cache: at 391,750 items this is ~4x
+    faster than comparing the whole [B, N] matrix at once (``results/bench-scale/eval_ranking.py``).
+    The comparisons are counted as 0./1. floats: exact (integers below 2^24, or 2^53 in float64)
+    and on a CPU ~10x faster than summing a bool tensor.
+    """
+    B, N = scores.shape
+    dtype = torch.float32 if N < 1 << 24 else torch.float64
+    width = max(1, min(N, COUNT_BLOCK_ELEMENTS // max(1, B)))
+    buffer = torch.empty(B * width, dtype=dtype, device=scores.device)
+    higher = torch.zeros(B, dtype=dtype, device=scores.device)
+    at_least = torch.zeros(B, dtype=dtype, device=scores.device)
+    for start in range(0, N, width):
+        block = scores[:, start : start + width]
+        out = buffer[: block.numel()].view(block.shape)
+        higher += torch.gt(block, t, out=out).sum(1)
+        at_least += torch.ge(block, t, out=out).sum(1)
+    return higher.long(), at_least.long()
+
+
 def ranks_both(scores: Tensor, inputs: list[np.ndarray], target_col: Tensor) -> dict[str, Tensor]:
     """Ranks [B] under both protocols, exactly as :func:`~fave.evaluation.metrics.target_ranks` of
     ``scores`` and of :func:`mask_history` ``(scores)`` give them, in two passes over [B, N].
@@ -85,13 +111,8 @@ def ranks_both(scores: Tensor, inputs: list[np.ndarray], target_col: Tensor) -> 
     reference computation.
     """
     t = scores.gather(1, target_col[:, None])  # [B, 1]
-    # counted as 0./1. floats: exact (integers below 2^24, or 2^53 in float64) and on a CPU
-    # ~10x faster than summing a bool tensor
-    buffer = torch.empty(scores.shape, dtype=torch.float32 if scores.shape[1] < 1 << 24 else torch.float64)
-    buffer = buffer.to(scores.device)
-    higher = torch.gt(scores, t, out=buffer).sum(1).long()
-    ties = torch.ge(scores, t, out=buffer).sum(1).long() - higher - 1  # items other than the target scoring t
-    del buffer
+    higher, at_least = count_above(scores, t)
+    ties = at_least - higher - 1  # items other than the target scoring t
     paper = 1 + higher
     tie_rows = torch.nonzero(ties > 0).flatten()
     if len(tie_rows):
