@@ -1,11 +1,12 @@
-"""``fave bench-scale``: cost against catalog size on generated Zipf logs.
+"""``fave bench-scale``: cost against catalog size and against users on generated Zipf logs.
 
     fave bench-scale --users 50000 --items 1000 10000 100000 400000 --models fave sasrec \
         --losses auto full --out results/bench-scale
+    fave bench-scale --users 5000 50000 500000 --items 100000 ...     # the users axis too
 
-For each number of item ids it generates a log (:func:`zipf_log`: every user gets
-``per_user`` distinct items drawn with probability proportional to ``rank^-exponent``; 50,000
-users x 20 over 10^6 ids leaves ~391k distinct items), writes it as a CSV into a scratch
+For each number of users and each number of item ids (the grid of both lists) it generates a log
+(:func:`zipf_log`: every user gets ``per_user`` distinct items drawn with probability proportional
+to ``rank^-exponent``; 50,000 users x 20 over 10^6 ids leaves ~391k distinct items), writes it as a CSV into a scratch
 directory (removed afterwards unless ``--keep-data``), reads it through the library's own
 pipeline, and measures every (model, loss) cell in a fresh process, so that its peak memory
 (``ru_maxrss``) is its own:
@@ -20,7 +21,9 @@ pipeline, and measures every (model, loss) cell in a fresh process, so that its 
 Loss settings: ``auto`` (the defaults: :mod:`fave.models.catalog` picks), ``full`` (exact softmax,
 and for FAVE/FMRec the linear d2 x N decoder with its full reconstruction), ``sampled``, ``chunked``.
 ``full`` is skipped above ``--full-max-items`` ids, where it would not fit this machine's memory.
-Writes ``scale.json``, ``scale.md`` and (with matplotlib) ``scale.png`` under ``--out``.
+Writes ``scale.json``, ``scale.md`` and (with matplotlib) ``scale.png`` under ``--out``: s/step and
+peak memory against items, and, with several ``--users``, the estimated epoch and evaluation
+time against users.
 """
 
 from __future__ import annotations
@@ -239,10 +242,10 @@ def run_scale(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
     scratch.mkdir(parents=True, exist_ok=True)
     sizes = []
     try:
-        for ids in args.items:
+        for users, ids in ((u, i) for u in args.users for i in args.items):
             t0 = time.perf_counter()
-            user, item = zipf_log(args.users, ids, args.exponent, args.per_user, args.seed)
-            path = write_log(scratch / f"zipf-{args.users}x{ids}-s{args.seed}.csv", user, item)
+            user, item = zipf_log(users, ids, args.exponent, args.per_user, args.seed)
+            path = write_log(scratch / f"zipf-{users}x{ids}-s{args.seed}.csv", user, item)
             gen_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             data = load_dataset(str(path), scratch)  # parse + preprocess once; the cells read the cache
@@ -257,7 +260,7 @@ def run_scale(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
                 "cells": [],
             }
             log(
-                f"{ids:,} ids -> {data.num_items:,} items, {data.num_interactions:,} interactions "
+                f"{users:,} users, {ids:,} ids -> {data.num_items:,} items, {data.num_interactions:,} interactions "
                 f"(parsed in {parse_s:.1f} s)"
             )
             for model in args.models:
@@ -299,7 +302,7 @@ def run_scale(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
 def command_line(args: argparse.Namespace) -> str:
     """The ``fave bench-scale`` command that reproduces this sweep (every option spelled out)."""
     parts = [
-        f"--users {args.users}",
+        f"--users {' '.join(map(str, args.users))}",
         f"--items {' '.join(map(str, args.items))}",
         f"--per-user {args.per_user}",
         f"--exponent {args.exponent}",
@@ -327,14 +330,20 @@ def _cell_line(cell: dict) -> str:
     return f"{steps} s/step, peak {cell['peak_rss_mb']:.0f} MB, eval {cell['eval_all_s_est']:.0f} s (est.)"
 
 
+def _users(generator: dict) -> str:
+    """The generated user counts, as the Markdown says them (a list since the users axis; an int before)."""
+    users = generator["users"] if isinstance(generator["users"], list) else [generator["users"]]
+    return " / ".join(f"{u:,}" for u in users)
+
+
 def render_markdown(result: dict) -> str:
     g, m = result["generator"], result["machine"]
     lines = [
-        "# Cost against catalog size (fave bench-scale)",
+        "# Cost against catalog size and users (fave bench-scale)",
         "",
         f"Command: `{result['command']}`",
         "",
-        f"Data: generated Zipf logs, {g['users']:,} users x {g['per_user']} distinct items, exponent {g['exponent']}, "
+        f"Data: generated Zipf logs, {_users(g)} users x {g['per_user']} distinct items, exponent {g['exponent']}, "
         f"seed {g['seed']} (never committed). Machine: {m['cpus']} CPUs ({m['processor']}), torch {m['torch']}, "
         f"one torch thread per cell, load average at start {', '.join(f'{x:.1f}' for x in m['load_average_at_start'])} "
         "(other jobs shared the CPUs: timings are distorted by them; compare ratios within this table).",
@@ -346,12 +355,13 @@ def render_markdown(result: dict) -> str:
         "",
         "Resolved: SASRec `loss`; FAVE `ce_loss/recon/decoder_output` (what the cell trained with).",
         "",
-        "| ids | items | model | loss | resolved | params (M) | s/step | epoch (est.) | eval all (est.) | peak MB |",
-        "|---:|---:|---|---|---|---:|---:|---:|---:|---:|",
+        "| users | ids | items | model | loss | resolved | params (M) | s/step | epoch (est.) | eval all (est.) "
+        "| peak MB |",
+        "|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for size in result["sizes"]:
         for c in size["cells"]:
-            head = f"| {size['ids']:,} | {size['items']:,} | {c['model']} | {c['loss']} |"
+            head = f"| {size['users']:,} | {size['ids']:,} | {size['items']:,} | {c['model']} | {c['loss']} |"
             if c.get("status") != "ok":
                 lines.append(f"{head} {c['status']} | | | | | |")
                 continue
@@ -363,7 +373,8 @@ def render_markdown(result: dict) -> str:
             )
     lines += ["", "Parsing (library pipeline, CSV -> sequences, first read):", ""]
     lines += [
-        f"- {s['ids']:,} ids: {s['interactions']:,} interactions, {s['items']:,} items, {s['parse_s']:.1f} s"
+        f"- {s['users']:,} users, {s['ids']:,} ids: {s['interactions']:,} interactions, {s['items']:,} items, "
+        f"{s['parse_s']:.1f} s"
         for s in result["sizes"]
     ]
     return "\n".join(lines) + "\n"
@@ -395,24 +406,44 @@ def _plot(result: dict, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ok = [(size, c) for size in result["sizes"] for c in size["cells"] if c.get("status") == "ok"]
+    user_counts = sorted({size["users"] for size, _ in ok})
+    fig, axes = plt.subplots(1, 3 if len(user_counts) > 1 else 2, figsize=(15 if len(user_counts) > 1 else 10, 4))
+    ax1, ax2 = axes[0], axes[1]
     series: dict[str, list[tuple[int, float, float]]] = {}
-    for size in result["sizes"]:
-        for c in size["cells"]:
-            if c.get("status") == "ok":
-                key = f"{c['model']} ({c['loss']})"
-                series.setdefault(key, []).append((c["items"], c["stages"][0]["step_s"], c["peak_rss_mb"] / 1024))
+    for size, c in ok:  # against items: at the largest user count (the catalog axis of one log family)
+        if size["users"] == user_counts[-1]:
+            key = f"{c['model']} ({c['loss']})"
+            series.setdefault(key, []).append((c["items"], c["stages"][0]["step_s"], c["peak_rss_mb"] / 1024))
     for key, pts in series.items():
         x, step, mem = zip(*pts, strict=True)
         ax1.plot(x, step, marker="o", label=key)
         ax2.plot(x, mem, marker="o", label=key)
     for ax, title in ((ax1, "s per training step (first stage)"), (ax2, "peak memory (GB)")):
         ax.set_xscale("log")
-        ax.set_xlabel("items in the catalog")
+        ax.set_xlabel(f"items in the catalog ({user_counts[-1]:,} users)" if user_counts else "items in the catalog")
         ax.set_title(title)
         ax.grid(alpha=0.3)
     ax1.set_yscale("log")
     ax1.legend(fontsize=8)
+    if len(user_counts) > 1:  # against users: one epoch and the whole evaluation, per (model, loss, ids)
+        ax3 = axes[2]
+        by_users: dict[str, list[tuple[int, float, float]]] = {}
+        for size, c in ok:
+            key = f"{c['model']} ({c['loss']}), {size['ids']:,} ids"
+            by_users.setdefault(key, []).append((size["users"], c["epoch_s_est"], c["eval_all_s_est"]))
+        for key, pts in by_users.items():
+            if len(pts) < 2:
+                continue
+            x, epoch, evals = zip(*sorted(pts), strict=True)
+            (line,) = ax3.plot(x, epoch, marker="o", label=f"{key}: epoch")
+            ax3.plot(x, evals, marker="s", linestyle="--", color=line.get_color(), label=f"{key}: eval")
+        ax3.set_xscale("log")
+        ax3.set_yscale("log")
+        ax3.set_xlabel("users")
+        ax3.set_title("one epoch and whole evaluation (s, est.)")
+        ax3.grid(alpha=0.3)
+        ax3.legend(fontsize=6)
     fig.suptitle(result["command"], fontsize=7)
     fig.tight_layout()
 
@@ -425,8 +456,8 @@ def _plot(result: dict, path: Path) -> Path | None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench-scale", help="cost against catalog size on generated Zipf logs")
-    p.add_argument("--users", type=int, default=50_000)
+    p = sub.add_parser("bench-scale", help="cost against catalog size and users on generated Zipf logs")
+    p.add_argument("--users", type=int, nargs="+", default=[50_000], help="users per log (several: the users axis)")
     p.add_argument(
         "--items", type=int, nargs="+", default=[1_000, 10_000, 100_000, 400_000], help="item ids drawn from"
     )
@@ -444,7 +475,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
-    if args.users < 3 or min(args.items) < args.per_user or args.per_user < 3:
+    if min(args.users) < 3 or min(args.items) < args.per_user or args.per_user < 3:
         raise FaveError("--users and --per-user must be >= 3 and every --items >= --per-user (leave-one-out needs 3)")
     result = run_scale(args, lambda line: print(f"[scale] {line}", flush=True))
     paths = write_scale(result, args.out)
