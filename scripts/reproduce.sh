@@ -2,10 +2,10 @@
 # The commands behind results/. Each block is idempotent (finished runs are skipped), so the
 # script can be rerun after an interruption. One training at a time (2-core machine).
 # Blocks converted to experiment files (experiments/*.yaml: ml-100k, beauty, table1, ablations, switches,
-# sasrec-beauty-loss) call `fave experiment FILE`, with the same run directories.
+# sasrec-beauty-loss, sampling, alpha, epochs) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
-#     | switches | sasrec-beauty-loss | beauty-fast | eval-seeds | report
+#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | beauty-fast | eval-seeds | report
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -134,6 +134,12 @@ case "${1:-ml-100k}" in
     $F experiment experiments/switches.yaml ;;
   sasrec-beauty-loss)  # issue 13/14: SASRec on Beauty, sampled softmax against the full one, to early stopping
     $F experiment experiments/sasrec-beauty-loss.yaml ;;
+  sampling)  # issue 14: SASRec on ML-100k with the sampled softmax of large catalogs (256 uniform) vs full, 3 seeds
+    $F experiment experiments/sampling.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  alpha)  # issue 13: FAVE on ML-100k with alpha = 0.9 (paper 0.5), 3 seeds (seed 0 is Figure 5's run)
+    $F experiment experiments/alpha.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  epochs)  # issue 13: FAVE on ML-100k with Stage 1 up to 40 epochs (early stopping), 3 seeds
+    $F experiment experiments/epochs.yaml ${SEEDS:+--seeds $SEEDS} ;;
   beauty-fast)  # issue 13/14: FAVE on Beauty with sampled target CE + gathered reconstruction + cosine, seed 0
     X=(--model fave --dataset beauty --seed 0 --set threads=1 --set time_budget_s=0 --set lr_schedule=cosine
        --set warmup_epochs=1 --set params.ce_loss=sampled --set params.recon=gathered --set stage1_epochs=15)
