@@ -242,9 +242,9 @@ def test_ranks_of_both_protocols_equal_the_reference_ranking_with_ties_nan_and_i
 ) -> None:
     from fave.evaluation import evaluator
     from fave.evaluation.evaluator import ranks_both
+    from fave.evaluation.metrics import target_ranks
 
     monkeypatch.setattr(evaluator, "COUNT_BLOCK_ELEMENTS", block_elements)
-    from fave.evaluation.metrics import target_ranks
 
     gen = torch.Generator().manual_seed(0)
     rng = np.random.default_rng(0)
