@@ -1,4 +1,5 @@
-"""`auto` loss keys: the exact choices up to LARGE_CATALOG items, bounded ones above, recorded in the run."""
+"""`auto` loss keys: the exact choices up to their thresholds (LARGE_CATALOG; recon: GATHER_ABOVE items),
+bounded ones above, recorded in the run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import yaml
 
 from fave.config import resolve_config
 from fave.data.dataset import IdMap, SequenceData, Split
-from fave.models.catalog import LARGE_CATALOG, resolve_auto
+from fave.models.catalog import GATHER_ABOVE, LARGE_CATALOG, resolve_auto
 from fave.models.registry import build_model
 from fave.training.run import train_run
 
@@ -18,9 +19,19 @@ TINY_FLOW = {"hidden": 8, "heads": 1, "layers": 2, "decoder_hidden": (8, 16), "m
 
 def test_auto_keeps_the_exact_choices_for_a_small_catalog() -> None:
     values = {"loss": "auto", "ce_loss": "auto", "recon": "auto", "decoder_output": "auto", "hidden": 8}
-    resolved, notes = resolve_auto(values, LARGE_CATALOG)
+    resolved, notes = resolve_auto(values, GATHER_ABOVE)
     assert resolved == {"loss": "full", "ce_loss": "full", "recon": "full", "decoder_output": "linear", "hidden": 8}
     assert notes == []
+
+
+def test_recon_gathers_from_its_own_lower_threshold_the_other_keys_stay_exact() -> None:
+    values = {"loss": "auto", "ce_loss": "auto", "recon": "auto", "decoder_output": "auto"}
+    assert GATHER_ABOVE < LARGE_CATALOG
+    resolved, notes = resolve_auto(values, GATHER_ABOVE + 1)
+    assert resolved == {"loss": "full", "ce_loss": "full", "recon": "gathered", "decoder_output": "linear"}
+    assert len(notes) == 1 and "params.recon=gathered" in notes[0] and "ce_loss" not in notes[0]
+    resolved, notes = resolve_auto({"recon": "full"}, LARGE_CATALOG)  # explicit full above its threshold: warned
+    assert resolved == {"recon": "full"} and notes[0].startswith("warning: params.recon=full")
 
 
 def test_auto_picks_bounded_choices_above_the_threshold_and_says_so_once() -> None:
