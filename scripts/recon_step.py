@@ -49,7 +49,7 @@ def main() -> None:
         f"Produced by:\n\n```\n{command}\n```\n",
         f"torch {torch.__version__}, one thread, the dataset's packaged FAVE recipe otherwise. Median seconds per "
         f"training step (forward, backward, clip, fused Adam) over {args.steps} steps after one warm-up step;"
-        " each stage starts from the initial weights.",
+        " Stage 2 continues from the weights of the timed Stage-1 steps.",
         "",
         "| dataset | items | batch | stage | full (s/step) | gathered (s/step) | gathered / full |",
         "|---|---|---|---|---|---|---|",

@@ -351,7 +351,7 @@ def _one_thread(one_thread: None) -> None:
 
 def same_numbers(got: Any, want: Any, path: str = "") -> list[str]:
     """Where ``got`` differs from ``want``: names, shapes, hashes and ints exactly; floats to 1e-5 relative
-    (1e-9 absolute). Measured across CPUs (the values were recorded on an Intel CPU; an AMD EPYC one
+    (1e-9 absolute). Measured across CPUs (the values were recorded on another CPU; this AMD EPYC one
     differs by at most 4.3e-6 relative, on a loss part of size 2.6e-6); another draw or formula moves them
     by orders more."""
     if isinstance(want, dict):
