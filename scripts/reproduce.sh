@@ -2,10 +2,11 @@
 # The commands behind results/. Each block is idempotent (finished runs are skipped), so the
 # script can be rerun after an interruption. One training at a time (2-core machine).
 # Blocks converted to experiment files (experiments/*.yaml: ml-100k, beauty, table1, ablations, switches,
-# sasrec-beauty-loss, sampling, alpha, epochs, beauty-recipe) call `fave experiment FILE`, with the same run directories.
+# sasrec-beauty-loss, sampling, alpha, epochs, beauty-recipe,
+# stage2-prefix, dreamrec-steps) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
-#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | beauty-recipe | beauty-fast | eval-seeds | report
+#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-prefix | dreamrec-steps | beauty-recipe | beauty-fast | eval-seeds | report
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -140,6 +141,10 @@ case "${1:-ml-100k}" in
     $F experiment experiments/alpha.yaml ${SEEDS:+--seeds $SEEDS} ;;
   epochs)  # issue 13: FAVE on ML-100k with Stage 1 up to 40 epochs (early stopping), 3 seeds
     $F experiment experiments/epochs.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  stage2-prefix)  # issue 13: FAVE on ML-100k, Stage 2 in the prefix layout from the parallel Stage 1 (SEEDS, default 0 1 2)
+    $F experiment experiments/stage2-prefix.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  dreamrec-steps)  # issue 16: DreamRec on ML-100k with every target once per epoch at batch 64 (more Adam steps), seed 0
+    $F experiment experiments/dreamrec-steps.yaml ;;
   beauty-recipe)  # issue 13: FAVE on Beauty, gathered reconstruction, Stage 1 up to 20 epochs, alpha 0.5 and 0.9
     $F experiment experiments/beauty-recipe.yaml ${SEEDS:+--seeds $SEEDS} ;;
   beauty-fast)  # issue 13/14: FAVE on Beauty with sampled target CE + gathered reconstruction + cosine, seed 0
