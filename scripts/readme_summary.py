@@ -72,6 +72,7 @@ DEFAULTS = [
     ("fave", "ml-100k", "results/ml-100k-alpha.json", "alpha0.9"),
     ("fave", "beauty", "results/beauty-recipe.json", "e20"),
     ("sasrec", "beauty", "results/beauty-sasrec-loss.json", "sampled2048-popularity"),
+    ("dreamrec", "ml-100k", "results/ml-100k-dreamrec.json", "dreamrec"),
 ]
 
 

@@ -3,10 +3,10 @@
 # script can be rerun after an interruption. One training at a time (2-core machine).
 # Blocks converted to experiment files (experiments/*.yaml: ml-100k, beauty, table1, ablations, switches,
 # sasrec-beauty-loss, sampling, alpha, epochs, beauty-recipe,
-# stage2-prefix, dreamrec-steps) call `fave experiment FILE`, with the same run directories.
+# stage2-prefix, dreamrec-steps, dreamrec) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
-#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-prefix | dreamrec-steps | beauty-recipe | beauty-fast | eval-seeds | report
+#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-prefix | dreamrec-steps | dreamrec | beauty-recipe | beauty-fast | eval-seeds | report
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -143,8 +143,10 @@ case "${1:-ml-100k}" in
     $F experiment experiments/epochs.yaml ${SEEDS:+--seeds $SEEDS} ;;
   stage2-prefix)  # issue 13: FAVE on ML-100k, Stage 2 in the prefix layout from the parallel Stage 1 (SEEDS, default 0 1 2)
     $F experiment experiments/stage2-prefix.yaml ${SEEDS:+--seeds $SEEDS} ;;
-  dreamrec-steps)  # issue 16: DreamRec on ML-100k with every target once per epoch at batch 64 (more Adam steps), seed 0
+  dreamrec-steps)  # issue 16: DreamRec on ML-100k, the faithful recipe beside more updates, CE, w = 0, init 0.1 (seed 0)
     $F experiment experiments/dreamrec-steps.yaml ;;
+  dreamrec)  # issue 16: DreamRec on ML-100k with its packaged recipe, seeds 0-2
+    $F experiment experiments/dreamrec.yaml ${SEEDS:+--seeds $SEEDS} ;;
   beauty-recipe)  # issue 13: FAVE on Beauty, gathered reconstruction, Stage 1 up to 20 epochs, alpha 0.5 and 0.9
     $F experiment experiments/beauty-recipe.yaml ${SEEDS:+--seeds $SEEDS} ;;
   beauty-fast)  # issue 13/14: FAVE on Beauty with sampled target CE + gathered reconstruction + cosine, seed 0

@@ -19,30 +19,29 @@ Deviations from the original, on purpose:
   ``abar ~ 0.37``, far from the N(0, I) the sampler starts from.
 - Parallel layout: every position of the causal encoder gives one (h, target) pair, each
   with its own step and condition drop (the original: one prefix per sample).
-- Optional cross-entropy on ``x0_hat . E^T`` (``ce_weight``, default 0 = faithful) to keep
-  the jointly learned item embeddings apart.
+- Cross-entropy on ``x0_hat . E^T`` (``ce_weight``; 0 = faithful, the packaged recipe uses 1)
+  to keep the jointly learned item embeddings apart (see below).
 
 Checked against the paper and the public code (issue 16): the guidance encoder (causal,
 last position, LayerNorm-ed), the denoiser input ``[x_k, h, step_emb(k)]``, x0 prediction
 with MSE, the DDPM posterior step, classifier-free guidance (null vector drawn N(0, 1),
 dropped with probability ``cond_drop``; ``(1 + w) f(h) - w f(null)``) and inner-product
-scoring with the jointly learned item table all match. What keeps it below popularity on
-ML-100k in the CPU budget (130-320 Adam steps in 3 minutes on a shared core) is measured, not
-a code error (``scripts/dreamrec_diagnose.py``, validation, seed 0: results/dreamrec-diagnosis.md
-for runs/ml-100k/dreamrec-seed0, -79ep.md for a 79-epoch run of the same config):
-- At N(0, 1) init (``emb_std`` = 1, public code) Adam moves each coordinate by at most
-  ``lr`` per step, so the item table is still random after ~300 steps (mean pairwise cosine
-  0.000). In a random 64-d table an inner-product readout cannot even express popularity:
-  scoring the exact popularity mean ``sum_i p_i e_i`` gives H@20 1.3-1.8% (popularity:
-  8.3%). The sampler is not the bottleneck: one guided call at the noisiest step from x = 0
-  scores as the 100-step sampler does (4.24 / 3.50 vs 3.50 / 3.50), and no guidance weight
-  in 0..4 moves validation H@20 by more than about one standard error (0.6 points).
-- The MSE target ``x_0 = E[target]`` is not detached (as in the public code), so the cheapest
-  way to lower the loss is to shrink the targets: frequent items shrink most (79 epochs: norm
-  6.6 for the 100 most popular vs 7.4 for the rarest 500, Spearman(popularity, norm) = -0.37),
-  an anti-popularity bias of the inner-product score. With a smaller init (``emb_std`` = 0.1,
-  ``runs/dreamrec-dbg/std0.1``: valid N@20 0.35% at epoch 10, 0.18% at 20, norms 0.80 -> 0.58)
-  the table can move, and it shrinks faster than it organises: validation falls.
+scoring with the jointly learned item table all match. The faithful model (``ce_weight`` 0,
+``emb_std`` 1, ``w`` 2) fails on ML-100k for a measured reason, not a code error
+(``experiments/dreamrec-steps.yaml``, results/ml-100k-dreamrec-steps.md, validation, seed 0):
+- The MSE target ``x_0 = E[target]`` is the learned table itself (not detached, as in the
+  public code), so the loss falls fastest by shrinking the table: more Adam updates make it
+  worse, not better (38 instead of 4 steps per epoch: valid N@20 1.17% against 1.55%; at lr
+  5e-3 the training MSE reaches 0.0003 and validation 0.45%). Frequent items shrink most, an
+  anti-popularity bias of the inner-product score (results/dreamrec-diagnosis.md).
+- With few updates the N(0, 1) table stays random (mean pairwise cosine 0.000), and a random
+  64-d table cannot even express popularity through an inner product.
+The packaged recipe (configs/dreamrec.yaml, chosen on validation) therefore adds a
+cross-entropy on ``x0_hat . E^T`` (``ce_weight`` 1), which keeps the table discriminative,
+starts the table at ``emb_std`` 0.1 so that it can move, and samples without guidance
+(``w`` 0: on the CE-trained weights w = 2 scores valid H@20 14.95 against 18.24 at w = 0,
+results/dreamrec-ce1-guidance.md). ``--set ce_weight=0 --set emb_std=1 --set guidance=2``
+gives the faithful model back.
 """
 
 from __future__ import annotations
