@@ -6,7 +6,7 @@
 # stage2-prefix, dreamrec-steps, dreamrec) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
-#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-prefix | dreamrec-steps | dreamrec | beauty-recipe | beauty-fast | eval-seeds | report
+#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-prefix | dreamrec-steps | dreamrec | beauty-seeds | beauty-recipe | beauty-fast | eval-seeds | report
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -46,6 +46,8 @@ case "${1:-ml-100k}" in
     done; done ;;
   table1)  # the other Table-1 models on ML-100k (SEEDS, default 0), each with its CPU recipe (configs/<model>.yaml)
     $F experiment experiments/table1.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  beauty-seeds)  # the six one-seed Beauty baselines at seeds 0-2 (issue 16)
+    $F experiment experiments/beauty-seeds.yaml ;;
   table1-beauty)  # the same on Beauty (configs/<model>.beauty.yaml)
     for s in ${SEEDS:-0}; do for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
       train "runs/beauty/$m-seed$s" --model "$m" --dataset beauty --seed "$s"

@@ -533,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
     except FaveError as e:
         print(f"fave: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `fave ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("fave: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
