@@ -127,6 +127,18 @@ def test_models_lists_the_registry(capsys) -> None:
     assert [line.split()[0] for line in out.strip().splitlines()] == list(MODELS)
 
 
+def test_a_closed_pipe_ends_quietly(monkeypatch, capsys) -> None:
+    """`fave models | head`: the reader leaving is not an error (exit 0, nothing on stderr)."""
+    import fave.cli
+
+    def reader_left(_args) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(fave.cli.COMMANDS, "models", reader_left)
+    assert main(["models"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 # -- bad input ----------------------------------------------------------------------------
 def train(tmp_path: Path, dataset: str, *extra: str, model: str = "sasrec") -> int:
     return main(["train", "--model", model, "--dataset", dataset, "--out", str(tmp_path / "run"), *TRAIN_SMALL, *extra])

@@ -17,7 +17,9 @@ fave experiment experiments/ml-100k.yaml [--seeds 0 1 2] [--dry-run]
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -526,6 +528,15 @@ COMMANDS = {
 }
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into the closed pipe is not reported."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout is not a file (tests, embedding)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -533,8 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     except FaveError as e:
         print(f"fave: error: {e}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `fave ... | head`: the reader left; not an error of ours
-        sys.stderr.close()
+    except BrokenPipeError:  # `fave ... | head`: the reader left, which is not an error of ours
+        _silence_stdout()
         return 0
     except KeyboardInterrupt:
         print("fave: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
