@@ -18,6 +18,7 @@
 #   SEEDS='0 1 2' PARAMS='gamma p' bash scripts/figure5.sh     # some parameters, three seeds
 #   ALPHAS='0.1 0.5 0.9' bash scripts/figure5.sh               # another grid (values as `--set` reads them)
 #   REPORT_ONLY=1 bash scripts/figure5.sh                      # the figure from the finished runs only
+#   PARAMS=beta KEEP=results/figures/sensitivity.json bash scripts/figure5.sh   # add a panel, keep the others
 #   DRY_RUN=1 bash scripts/figure5.sh                          # print the commands; run nothing
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,6 +81,7 @@ if [ ${#RUNS[@]} -eq 0 ]; then echo "no finished runs under $R for these paramet
 mapfile -t RUNS < <(printf '%s\n' "${RUNS[@]}" | awk '!seen[$0]++')  # the chosen run once: it joins every curve
 FIG=($F figure sensitivity "${RUNS[@]}" --out "$OUT"
   --command "SEEDS='$SEEDS' PARAMS='$PARAMS' bash scripts/figure5.sh (alpha: $ALPHAS; beta: $BETAS; gamma: $GAMMAS; p: $PS)"
-  --note "the paper's text names only its chosen values (0.5 / 0.2 / 0.1 / 0.75), not the values its Figure 5 plots: these grids are this library's")
+  --note "the paper's text names only its chosen values (0.5 / 0.2 / 0.1 / 0.75), not the values its Figure 5 plots: these grids are this library's"
+  ${KEEP:+--keep "$KEEP"})
 if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "${FIG[@]}"; echo; exit 0; fi
 "${FIG[@]}"

@@ -212,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--note", default="", help="conditions worth knowing (machine load, budgets), kept in JSON and Markdown"
     )
+    f.add_argument(
+        "--keep",
+        metavar="JSON",
+        default="",
+        help="an earlier OUT.json: keep its panels of the parameters the given runs do not vary (add a panel "
+        "without retraining the others)",
+    )
     p = sub.add_parser("experiment", help="run an experiment file (experiments/*.yaml): its trainings, then its report")
     p.add_argument("file", help="experiment YAML, e.g. experiments/ml-100k.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="replace the file's default seeds")
@@ -492,12 +499,15 @@ def cmd_figure(args: argparse.Namespace) -> int:
 
 def _figure_sensitivity(args: argparse.Namespace) -> int:
     """``fave figure sensitivity``: reads finished runs only (no data, no model), so no threads or data dir."""
-    from fave.figures.sensitivity import run_sensitivity, write_sensitivity
+    from fave.figures.sensitivity import keep_panels, run_sensitivity, write_sensitivity
 
     command = ["fave", "figure", "sensitivity", *args.runs, "--out", args.out]
     command += ["--protocol", args.protocol] if args.protocol != "paper" else []
     command += ["--note", args.note] if args.note else []
+    command += ["--keep", args.keep] if args.keep else []
     result = run_sensitivity(args.runs, shlex.join(command), args.record_command, args.note)
+    if args.keep:
+        result = keep_panels(result, args.keep)
     paths = write_sensitivity(result, args.out, args.protocol)
     print(paths[2].read_text(encoding="utf-8"))
     print("written: " + ", ".join(str(p) for p in paths), file=sys.stderr)

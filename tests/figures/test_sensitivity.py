@@ -18,7 +18,15 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
 
 from fave.cli import main  # noqa: E402
-from fave.figures.sensitivity import CHOSEN, CONFIG_KEY, group_runs, run_sensitivity  # noqa: E402
+from fave.errors import FaveError  # noqa: E402
+from fave.figures.sensitivity import (  # noqa: E402
+    CHOSEN,
+    CONFIG_KEY,
+    group_runs,
+    keep_panels,
+    render_markdown,
+    run_sensitivity,
+)
 from fave.models.fave import FAVEConfig  # noqa: E402
 from fave.reporting import KEYS  # noqa: E402
 
@@ -181,6 +189,45 @@ def test_two_stage_runs_only_say_stage1_was_not_shared(tmp_path) -> None:
     assert [p["value"] for p in result["params"]["p"]["points"]] == [0.5, 0.75]
 
 
+def test_keep_adds_a_panel_to_an_earlier_figure(grid, tmp_path) -> None:
+    """`--keep OLD.json`: the panels the new runs do not vary come from the earlier figure, with its runs."""
+    old = run_sensitivity([str(grid["alpha-0"]), str(grid["chosen-0"])], command="fave figure sensitivity A")
+    earlier = tmp_path / "old.json"
+    earlier.write_text(json.dumps(old))
+    new = run_sensitivity([str(grid["gamma-1"]), str(grid["chosen-1"])])
+    merged = keep_panels(new, earlier)
+    assert list(merged["params"]) == ["alpha", "gamma"] and merged["seeds"] == [0, 1]
+    assert merged["params"]["alpha"] == old["params"]["alpha"] and merged["params"]["gamma"] == new["params"]["gamma"]
+    assert {r["run"] for r in merged["runs"]} == {str(grid[k]) for k in ("alpha-0", "chosen-0", "gamma-1", "chosen-1")}
+    assert merged["kept"] == {
+        "file": str(earlier), "params": ["alpha"], "command": "fave figure sensitivity A", "setup_checked": True,
+        "trained_by": "",
+    }  # fmt: skip
+    md = render_markdown(merged)
+    assert "Panels alpha are kept from" in md and "(checked)" in md and "## (a) alpha" in md and "## (c) gamma" in md
+    # a file written before setups were recorded: merged, and the Markdown says it was not checked
+    earlier.write_text(json.dumps({k: v for k, v in old.items() if k != "setup"}))
+    assert "is not checked" in render_markdown(keep_panels(new, earlier))
+
+
+def test_bad_input_keep_a_figure_that_does_not_fit(grid, tmp_path) -> None:
+    old = run_sensitivity([str(grid["alpha-0"]), str(grid["chosen-0"])])
+    new = run_sensitivity([str(grid["gamma-0"]), str(grid["chosen-0"])])
+    earlier = tmp_path / "old.json"
+    for edit, message in (
+        ({"setup": {**old["setup"], "train.lr": 0.01}}, "differ in train.lr"),
+        ({"dataset": "other"}, "has dataset 'other'"),
+        ({"params": {"gamma": old["params"]["alpha"]}}, "nothing to keep"),
+        ({"params": {"alpha": {"points": [{}]}}}, "lack points, runs or seeds"),
+    ):
+        earlier.write_text(json.dumps({**old, **edit}))
+        with pytest.raises(FaveError, match=message):
+            keep_panels(new, earlier)
+    earlier.write_text("{not json")
+    with pytest.raises(FaveError, match="not readable as JSON"):
+        keep_panels(new, earlier)
+
+
 # -- refused inputs (part of the bad-input corpus: pytest -k bad_input) ----------------------------
 
 
@@ -247,6 +294,7 @@ def test_script_trains_one_stage1_per_seed_and_reuses_the_chosen_run(tmp_path) -
     assert all("params.alpha=0.5" in x for x in trains)
     assert sum(x.count("params.alpha=") == 2 for x in trains) == 4  # the four alpha runs set a second value
     assert figure.startswith("fave figure sensitivity") and figure.count("chosen-seed0") == 1
+    assert "--keep" not in figure and dry_run(tmp_path, PARAMS="beta", KEEP="old.json")[-1].endswith("--keep old.json ")
     assert len(dry_run(tmp_path, SEEDS="0 1", PARAMS="gamma", GAMMAS="0.01 .1 1")) == 2 * 4 + 1
     with pytest.raises(subprocess.CalledProcessError):
         dry_run(tmp_path, PARAMS="delta")

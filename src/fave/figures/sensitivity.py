@@ -269,6 +269,7 @@ def run_sensitivity(specs: list[str], command: str = "", trained_by: str = "", n
         "protocols": PROTOCOL_NOTE,
         "chosen": CHOSEN,
         "seeds": sorted({m.seed for m in every.values()}),
+        "setup": first.setup,  # what the runs share (config without the four values): --keep compares it
         "params": params,
         "runs": [
             {"run": m.path, "seed": m.seed, "varies": m.varied, "values": m.values, "trained": m.trained, **m.metrics}
@@ -276,6 +277,50 @@ def run_sensitivity(specs: list[str], command: str = "", trained_by: str = "", n
         ],
         "note": "mean ± sample std (ddof 1) over seeds; fractions, not percent",
     }
+
+
+def keep_panels(result: dict[str, Any], previous: str | Path) -> dict[str, Any]:
+    """``result`` with the panels of an earlier figure's JSON (``fave figure sensitivity --keep``) for the
+    parameters its runs do not vary, so a panel can be added without retraining the others. The earlier
+    file's dataset and chosen values must match; its runs' setup too where it recorded one (files written
+    before 2026-12-03 did not: the Markdown then says it was not checked)."""
+    path = Path(previous)
+    try:
+        prev = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FaveError(f"--keep {path}: not readable as JSON ({e}); pass the OUT.json of a figure") from None
+    if not isinstance(prev, dict) or not isinstance(prev.get("params"), dict):
+        raise FaveError(f"--keep {path} is not a sensitivity figure's JSON (no params); pass its OUT.json")
+    for key in ("dataset", "chosen"):
+        if prev.get(key) != result[key]:
+            theirs, ours = prev.get(key), result[key]
+            raise FaveError(f"--keep {path} has {key} {theirs!r}, these runs {ours!r}; keep a figure of the same setup")
+    kept = [p for p in CHOSEN if p in prev["params"] and p not in result["params"]]
+    if not kept:
+        raise FaveError(f"--keep {path}: the given runs vary every parameter it holds; nothing to keep, drop --keep")
+    checked = "setup" in prev
+    if checked and not isinstance(prev["setup"], dict):
+        raise FaveError(f"--keep {path}: its setup is not a mapping; pass an unedited OUT.json")
+    ours = json.loads(json.dumps(result["setup"]))  # as the file holds it (tuples become lists)
+    diff = _difference(prev["setup"], ours) if checked else None
+    if diff:
+        raise FaveError(f"--keep {path}: its runs and these differ in {diff}; train the kept panels like these runs")
+    params = {
+        p: result["params"][p] if p in result["params"] else prev["params"][p]
+        for p in CHOSEN
+        if p in {*result["params"], *kept}
+    }
+    try:
+        used = {run for p in kept for point in prev["params"][p]["points"] for run in point["runs"]}
+        seeds = {s for p in kept for point in prev["params"][p]["points"] for s in point["seeds"]}
+        have = {r["run"] for r in result["runs"]}
+        runs = result["runs"] + [r for r in prev.get("runs", []) if r["run"] in used - have]
+    except (KeyError, TypeError):
+        raise FaveError(f"--keep {path}: its panels lack points, runs or seeds; pass an unedited OUT.json") from None
+    source = {"file": str(path), "params": kept, "command": prev.get("command", ""), "setup_checked": checked}
+    source["trained_by"] = prev.get("trained_by", "")
+    seeds = sorted({*result["seeds"], *seeds})
+    return {**result, "params": params, "runs": runs, "seeds": seeds, "kept": source}
 
 
 def plot_sensitivity(result: dict[str, Any], protocol: str = "paper") -> Any:
@@ -355,6 +400,20 @@ def render_markdown(result: dict[str, Any], png: str = "sensitivity.png") -> str
     ]
     if result.get("conditions"):
         lines.append(f"Conditions: {result['conditions']}")
+    kept = result.get("kept")
+    if kept:
+        lines += [
+            "",
+            f"Panels {', '.join(kept['params'])} are kept from `{kept['file']}` (their runs were not re-read), made by "
+            f"`{kept['command']}`"
+            + (f", runs trained by `{kept['trained_by']}`." if kept["trained_by"] else ".")
+            + (
+                " Their runs' setup equals these runs' (checked)."
+                if kept["setup_checked"]
+                else " That file records no setup, so whether its runs trained like these is not checked: "
+                "compare the commands."
+            ),
+        ]
     for param, g in result["params"].items():
         stage1 = ", ".join(f"`{r}`" for r in g["stage1_runs"])
         lines += [
