@@ -6,7 +6,7 @@
 # stage2-prefix, dreamrec-steps, dreamrec) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
-#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-prefix | dreamrec-steps | dreamrec | beauty-seeds | beauty-recipe | beauty-fast | eval-seeds | report
+#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-epochs | stage2-prefix | dreamrec-steps | dreamrec | beauty-seeds | beauty-recipe | beauty-fast | eval-seeds | report
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -143,6 +143,8 @@ case "${1:-ml-100k}" in
     $F experiment experiments/alpha.yaml ${SEEDS:+--seeds $SEEDS} ;;
   epochs)  # issue 13: FAVE on ML-100k with Stage 1 up to 40 epochs (early stopping), 3 seeds
     $F experiment experiments/epochs.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  stage2-epochs)  # issue 13: FAVE on ML-100k, Stage 2 up to 12 epochs with early stopping (3 seeds)
+    $F experiment experiments/stage2-epochs.yaml ${SEEDS:+--seeds $SEEDS} ;;
   stage2-prefix)  # issue 13: FAVE on ML-100k, Stage 2 in the prefix layout from the parallel Stage 1 (SEEDS, default 0 1 2)
     $F experiment experiments/stage2-prefix.yaml ${SEEDS:+--seeds $SEEDS} ;;
   dreamrec-steps)  # issue 16: DreamRec on ML-100k, the faithful recipe beside more updates, CE, w = 0, init 0.1 (seed 0)
