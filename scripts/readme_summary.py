@@ -73,6 +73,7 @@ DEFAULTS = [
     ("fave", "beauty", "results/beauty-recipe.json", "e20"),
     ("sasrec", "beauty", "results/beauty-sasrec-loss.json", "sampled2048-popularity"),
     ("dreamrec", "ml-100k", "results/ml-100k-dreamrec.json", "dreamrec"),
+    ("dreamrec", "beauty", "results/beauty-seeds.json", "dreamrec"),
 ]
 
 
