@@ -3,7 +3,7 @@
 # script can be rerun after an interruption. One training at a time (2-core machine).
 # Blocks converted to experiment files (experiments/*.yaml: ml-100k, beauty, table1, ablations, switches,
 # sasrec-beauty-loss, sampling, alpha, epochs, beauty-recipe,
-# stage2-prefix, dreamrec-steps, dreamrec) call `fave experiment FILE`, with the same run directories.
+# stage2-prefix, stage2-epochs, dreamrec-steps, dreamrec, beauty-seeds) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
 #     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-epochs | stage2-prefix | dreamrec-steps | dreamrec | beauty-seeds | beauty-recipe | beauty-fast | eval-seeds | report

@@ -17,7 +17,6 @@ fave experiment experiments/ml-100k.yaml [--seeds 0 1 2] [--dry-run]
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shlex
@@ -543,7 +542,7 @@ def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, io.UnsupportedOperation):  # stdout is not a file (tests, embedding)
+    except (OSError, ValueError):  # stdout is not a file (tests, embedding); io.UnsupportedOperation is both
         pass
 
 

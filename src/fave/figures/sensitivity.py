@@ -293,18 +293,18 @@ def keep_panels(result: dict[str, Any], previous: str | Path) -> dict[str, Any]:
         raise FaveError(f"--keep {path} is not a sensitivity figure's JSON (no params); pass its OUT.json")
     for key in ("dataset", "chosen"):
         if prev.get(key) != result[key]:
-            theirs, ours = prev.get(key), result[key]
-            raise FaveError(f"--keep {path} has {key} {theirs!r}, these runs {ours!r}; keep a figure of the same setup")
+            theirs = prev.get(key)
+            raise FaveError(f"--keep {path} has {key} {theirs!r}, these runs {result[key]!r}; pass a matching figure")
     kept = [p for p in CHOSEN if p in prev["params"] and p not in result["params"]]
     if not kept:
         raise FaveError(f"--keep {path}: the given runs vary every parameter it holds; nothing to keep, drop --keep")
     checked = "setup" in prev
-    if checked and not isinstance(prev["setup"], dict):
-        raise FaveError(f"--keep {path}: its setup is not a mapping; pass an unedited OUT.json")
-    ours = json.loads(json.dumps(result["setup"]))  # as the file holds it (tuples become lists)
-    diff = _difference(prev["setup"], ours) if checked else None
-    if diff:
-        raise FaveError(f"--keep {path}: its runs and these differ in {diff}; train the kept panels like these runs")
+    if checked:
+        if not isinstance(prev["setup"], dict):
+            raise FaveError(f"--keep {path}: its setup is not a mapping; pass an unedited OUT.json")
+        diff = _difference(prev["setup"], json.loads(json.dumps(result["setup"])))  # as a file holds it (lists)
+        if diff:
+            raise FaveError(f"--keep {path}: its runs and these differ in {diff}; train the kept panels like them")
     params = {
         p: result["params"][p] if p in result["params"] else prev["params"][p]
         for p in CHOSEN
