@@ -23,6 +23,7 @@ def test_loadtest_writes_bounded_results_with_the_command(tiny_run, tmp_path, ca
     assert all(x["p50_ms"] <= x["p95_ms"] <= x["p99_ms"] <= x["max_ms"] for x in report["levels"])
     assert report["command"].startswith("fave loadtest ") and "--concurrency 1,3" in report["command"]
     assert "test users" in report["workload"] and report["server"]["graceful_shutdown"]
+    assert report["server"]["http"].startswith("HTTP parser ") and "event loop" in report["client"]
     md = out.with_suffix(".md").read_text()
     assert report["command"] in md and "| 3 | 12 | 0 |" in md
 

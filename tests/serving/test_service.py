@@ -181,3 +181,20 @@ def test_lifespan_closes_the_batcher() -> None:
 def test_batcher_settings_are_checked(max_batch: int, max_wait_ms: float) -> None:
     with pytest.raises(FaveError):
         MicroBatcher(lambda xs: xs, max_batch, max_wait_ms)
+
+
+def test_http_stack_names_what_uvicorn_will_run_on(monkeypatch) -> None:
+    import importlib.util
+
+    from fave.serving.app import http_stack
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name in ("httptools", "uvloop") else real(name)
+    )
+    assert (
+        http_stack()
+        == "HTTP parser h11 (pip install httptools: faster), event loop asyncio (pip install uvloop: faster)"
+    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    assert http_stack() == "HTTP parser httptools, event loop uvloop"

@@ -225,6 +225,15 @@ def create_app(
     return app
 
 
+def http_stack() -> str:
+    """What uvicorn's "auto" settings will run on: its C parser and event loop when installed."""
+    import importlib.util
+
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11 (pip install httptools: faster)"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio (pip install uvloop: faster)"
+    return f"HTTP parser {parser}, event loop {loop}"
+
+
 def serve(
     run_dir: str,
     data_dir: str | None = None,
@@ -259,7 +268,7 @@ def serve(
         engine += f" (efSearch {rec.ann.ef_search})" if rec.ann.kind == "hnsw" else ""
     print(
         f"fave serve: {type(rec.model).__name__} ({rec.scorer.kind} scoring, {engine}), {users}, "
-        f"popularity fallback {fallback}, max batch {max_batch}, max wait {max_wait_ms} ms, on http://{host}:{port}",
+        f"popularity fallback {fallback}, max batch {max_batch}, max wait {max_wait_ms} ms, {http_stack()}, on http://{host}:{port}",
         flush=True,
     )
     config = uvicorn.Config(app, host=host, port=port, access_log=False, timeout_graceful_shutdown=10)

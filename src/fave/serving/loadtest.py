@@ -259,7 +259,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"Command: `{r['command']}` (commit {r['commit']})",
             "",
             f"Server: `fave serve`, {s['scoring']}, max batch {s['max_batch']}, max wait {s['max_wait_ms']} ms, "
-            f"torch threads {s['threads'] or 'default'}. Requests: `POST /recommend` k={r['k']}, {r['workload']}; "
+            f"torch threads {s['threads'] or 'default'}, {s.get('http', 'unknown')}. Client: "
+            f"{r.get('client', 'unknown')}. Requests: `POST /recommend` k={r['k']}, {r['workload']}; "
             f"each level stops at {r['bounds']['requests']} requests or {r['bounds']['seconds']} s. Latencies are "
             "the client's (connect excluded); `server mean ms` is the app's own time per request (from /metrics).",
             "",
@@ -282,12 +283,19 @@ def run_loadtest(args: argparse.Namespace) -> str:
     load_before = [round(x, 2) for x in os.getloadavg()]
     port = free_port()
     proc = start_server(args, port)
+    try:  # the client's own loop: uvloop, when installed, takes less of the CPU it shares with the server
+        import uvloop
+
+        run, client_loop = uvloop.run, "uvloop"
+    except ImportError:
+        run, client_loop = asyncio.run, "asyncio"
     try:
-        results = asyncio.run(drive(args, levels, histories, port, proc))
+        results = run(drive(args, levels, histories, port, proc))
     finally:
         log = stop_server(proc)
     first = log.strip().splitlines()[0] if log.strip() else ""
     scoring = re.search(r"\(([^)]*scoring[^)]*)\)", first)
+    http = re.search(r"(HTTP parser [^,]+, event loop [^,]+),", first)
     report = {
         "command": command_line(args),
         "commit": _git_commit(),
@@ -303,10 +311,12 @@ def run_loadtest(args: argparse.Namespace) -> str:
             "threads": args.threads,
             "scoring": scoring.group(1) if scoring else "unknown",
             "banner": first,
+            "http": http.group(1) if http else "unknown",
             "exit_status": proc.returncode,  # uvicorn re-raises SIGTERM after its shutdown: -15
             "graceful_shutdown": "Application shutdown complete" in log,
         },
         "levels": results,
+        "client": f"{HOST}, one keep-alive connection per client, {client_loop} event loop, in one process",
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
