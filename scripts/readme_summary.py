@@ -69,7 +69,7 @@ def beauty_table(result: dict) -> list[str]:
 
 #: the packaged defaults measured after the tables above: (model, dataset, result file, run name in it)
 DEFAULTS = [
-    ("fave", "ml-100k", "results/ml-100k-epochs.json", "stage1-40"),
+    ("fave", "ml-100k", "results/ml-100k-stage2-epochs.json", "stage2-12"),
     ("fave", "beauty", "results/beauty-recipe.json", "e20"),
     ("sasrec", "beauty", "results/beauty-sasrec-loss.json", "sampled2048-popularity"),
     ("dreamrec", "ml-100k", "results/ml-100k-dreamrec.json", "dreamrec"),

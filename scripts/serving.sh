@@ -6,7 +6,9 @@
 #   3. `fave loadtest` of `fave serve` with the ONNX export at 1 / 4 / 16 loopback clients, with the server on
 #      1 and on 2 threads (the client shares the same cores).
 # Outputs: results/serving/*-idle.{json,md}, results/bench-ml-100k-idle/. Finished steps 1 are reused.
+# The server runs on what uvicorn finds installed (httptools + uvloop with `fave[serve]`; the load test records it).
 #   bash scripts/serving.sh
+#   BENCH=0 THREADS=1 NAME=idle-httptools bash scripts/serving.sh   # the load test only, 1 server thread
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -19,11 +21,14 @@ if [ ! -f "$RUN/model.onnx" ]; then
   $F export "$RUN" --format onnx --out "$RUN/model.onnx" --verify --verify-out results/serving/export-onnx-fave-ml-100k \
     --threads 1 --compile
 fi
+BENCH=${BENCH:-1}
+THREADS=${THREADS:-1 2}
+NAME=${NAME:-idle}
 uptime
-$F bench --models fave sasrec --dataset ml-100k --out results/bench-ml-100k-idle --threads 1 --batch-sizes 64 512 \
+[ "$BENCH" = 0 ] || $F bench --models fave sasrec --dataset ml-100k --out results/bench-ml-100k-idle --threads 1 --batch-sizes 64 512 \
   --latency-users 200 --repeats 3 --test-repeats 1 --flop-users 64
-for t in 1 2; do
-  $F loadtest "$RUN" --out "results/serving/loadtest-fave-ml-100k-onnx-idle-t$t" --concurrency 1,4,16 \
+for t in $THREADS; do
+  $F loadtest "$RUN" --out "results/serving/loadtest-fave-ml-100k-onnx-$NAME-t$t" --concurrency 1,4,16 \
     --requests 4000 --seconds 20 --threads "$t" --onnx "$RUN/model.onnx"
 done
 uptime
