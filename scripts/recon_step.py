@@ -40,8 +40,13 @@ def main() -> None:
     out = "results/recon-step/recon-step"
     atomic_write_json(
         out + ".json",
-        {"command": command, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-         "threads": 1, "rows": rows},
+        {
+            "command": command,
+            "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(),
+            "threads": 1,
+            "rows": rows,
+        },
     )
     lines = [
         "# FAVE training step: the decoder's full [B, N] output against the gathered entries",
