@@ -186,15 +186,16 @@ def test_batcher_settings_are_checked(max_batch: int, max_wait_ms: float) -> Non
 def test_http_stack_names_what_uvicorn_will_run_on(monkeypatch) -> None:
     import importlib.util
 
-    from fave.serving.app import http_stack
+    from fave.serving.app import http_stack, stack_line
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name: None if name in ("httptools", "uvloop") else real(name)
     )
+    assert http_stack() == ("h11", "asyncio")
     assert (
-        http_stack()
+        stack_line(*http_stack())
         == "HTTP parser h11 (pip install httptools: faster), event loop asyncio (pip install uvloop: faster)"
     )
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
-    assert http_stack() == "HTTP parser httptools, event loop uvloop"
+    assert stack_line(*http_stack()) == "HTTP parser httptools, event loop uvloop"

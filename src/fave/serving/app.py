@@ -225,12 +225,20 @@ def create_app(
     return app
 
 
-def http_stack() -> str:
-    """What uvicorn's "auto" settings will run on: its C parser and event loop when installed."""
+def http_stack() -> tuple[str, str]:
+    """The HTTP parser and event loop uvicorn is told to run on: its C ones when installed (``fave[serve]``),
+    else its pure-Python fallbacks."""
     import importlib.util
 
-    parser = "httptools" if importlib.util.find_spec("httptools") else "h11 (pip install httptools: faster)"
-    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio (pip install uvloop: faster)"
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return parser, loop
+
+
+def stack_line(parser: str, loop: str) -> str:
+    """The banner's words for :func:`http_stack` (``fave loadtest`` reads them back)."""
+    parser += " (pip install httptools: faster)" if parser == "h11" else ""
+    loop += " (pip install uvloop: faster)" if loop == "asyncio" else ""
     return f"HTTP parser {parser}, event loop {loop}"
 
 
@@ -260,6 +268,7 @@ def serve(
     if threads and rec.ann is not None:  # faiss searches a batch's queries on its own threads
         import_faiss(index).omp_set_num_threads(threads)
     app = create_app(rec, type(rec.model).__name__, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    parser, loop = http_stack()
     fallback = "on" if rec.popularity is not None else "off (no data: start with --data-dir)"
     users = f"{len(rec.histories)} users" if rec.histories else "no user histories"
     engine = f"ONNX Runtime {onnx}" if onnx else "torch eager"
@@ -268,8 +277,11 @@ def serve(
         engine += f" (efSearch {rec.ann.ef_search})" if rec.ann.kind == "hnsw" else ""
     print(
         f"fave serve: {type(rec.model).__name__} ({rec.scorer.kind} scoring, {engine}), {users}, "
-        f"popularity fallback {fallback}, max batch {max_batch}, max wait {max_wait_ms} ms, {http_stack()}, on http://{host}:{port}",
+        f"popularity fallback {fallback}, max batch {max_batch}, max wait {max_wait_ms} ms, "
+        f"{stack_line(parser, loop)}, on http://{host}:{port}",
         flush=True,
     )
-    config = uvicorn.Config(app, host=host, port=port, access_log=False, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app, host=host, port=port, http=parser, loop=loop, access_log=False, timeout_graceful_shutdown=10
+    )
     uvicorn.Server(config).run()
