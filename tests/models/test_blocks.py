@@ -53,3 +53,28 @@ def test_backbone_last_only_matches() -> None:
         f_full, _ = net(h, x_t, t, torch.ones_like(t))
         f_last, _ = net(h, x_t, t, torch.ones_like(t), last_only=True)
     torch.testing.assert_close(f_last[:, -1], f_full[:, -1], rtol=1e-5, atol=1e-6)
+
+
+def test_rotary_of_q_and_k_stacked_is_exactly_one_call_each() -> None:
+    """The blocks rotate q and k in one call: elementwise, so bit for bit the two calls' numbers."""
+    from fave.models.blocks import rotary
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 3, 2, 7, 8, generator=g).unbind(0)
+    both = rotary(torch.stack([q, k]))
+    assert torch.equal(both[0], rotary(q)) and torch.equal(both[1], rotary(k))
+
+
+def test_rms_norm_exports_in_the_division_form_and_keeps_rsqrt_in_eager() -> None:
+    """Under torch.export the norm is written x / sqrt(...) (ONNX Runtime fuses that pattern into one
+    kernel); eager torch keeps x * rsqrt(...), so training numbers do not move."""
+    from fave.models.blocks import RMSNorm
+
+    norm = RMSNorm(8).eval()
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(0))
+    program = torch.export.export(norm, (x,))
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert any("sqrt" in o and "rsqrt" not in o for o in ops) and not any("rsqrt" in o for o in ops)
+    torch.testing.assert_close(program.module()(x), norm(x), rtol=1e-6, atol=1e-6)
+    eager = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps) * norm.weight
+    assert torch.equal(norm(x), eager)

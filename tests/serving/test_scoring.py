@@ -45,3 +45,21 @@ def test_scores_do_not_depend_on_the_batch(name: str, params: dict, kind: str) -
             alone = scorer([h])[0]
             torch.testing.assert_close(alone, library_scores(model, h), rtol=0, atol=1e-6)  # the library's answer
             torch.testing.assert_close(row, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_the_one_step_graph_embeds_its_fixed_times_once() -> None:
+    """t = 0 and r = 1 are fixed: their embedding is computed at construction, not per call."""
+    torch.manual_seed(0)
+    model = build_model("fave", {"hidden": 16, "heads": 2, "layers": 2, "max_len": MAX_LEN}, N).eval()
+    scorer = Scorer(model, MAX_LEN, SEED)
+    t = torch.zeros(1)
+    with torch.no_grad():
+        torch.testing.assert_close(scorer.graph.times, model.net.condition(t, torch.ones_like(t)), rtol=0, atol=0)
+    h = np.arange(1, 6)
+    expected = library_scores(model, h)
+
+    def no_call(*_):
+        raise AssertionError("time embedding called at inference")
+
+    model.net.time_emb.forward = no_call
+    torch.testing.assert_close(scorer([h])[0], expected, rtol=0, atol=1e-6)

@@ -33,6 +33,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.compiler.is_exporting():  # the division form, which ONNX Runtime fuses into one kernel
+            return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
@@ -97,9 +99,11 @@ class TransformerBlock(nn.Module):
         position's output alone (keys and values still from every position; the same numbers as
         ``forward(x, mask)[:, -1:]`` up to float rounding, for a fraction of the cost)."""
         B, L, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        if self.use_rotary:
-            q, k = rotary(q), rotary(k)
+        qkv = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        if self.use_rotary:  # q and k in one call (elementwise: the same numbers as one call each, half the ops)
+            (q, k), v = rotary(qkv[:2]).unbind(0), qkv[2]
+        else:
+            q, k, v = qkv.unbind(0)
         if last_only:  # queries, mask rows and residual stream of the last position only
             q, mask, x = q[:, :, -1:], mask[:, :, -1:], x[:, -1:]
         Lq = q.shape[-2]

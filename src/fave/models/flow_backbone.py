@@ -204,8 +204,12 @@ class FlowBackbone(nn.Module):
         ``last_only`` (inference): f at the last position alone, [B, 1, D], computed without the other
         positions' outputs of the last block (:class:`TransformerEncoder`); h_mid is then [B, 1, D] when
         the decoder reads the last block."""
+        return self.conditioned(history, x_t + self.condition(t, r), last_only)
+
+    def conditioned(self, history: Tensor, cond: Tensor, last_only: bool = False) -> tuple[Tensor, Tensor | None]:
+        """:meth:`forward` from its conditioning ``x_t + condition(t, r)`` ([B, D] or [B, L, D]), for a
+        caller whose times are fixed (FAVE's one step: t = 0, r = 1, :class:`~fave.serving.scoring.OneStepAnchor`)."""
         e_s = self.embed_history(history)  # [B, L, D]
-        cond = x_t + self.condition(t, r)  # [B, D] or [B, L, D]
         if cond.dim() == 2:
             cond = cond[:, None, :]
         lam = self.config.delta + self.config.delta * torch.randn_like(e_s) if self.training else self.config.delta

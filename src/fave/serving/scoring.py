@@ -77,6 +77,8 @@ class OneStepAnchor(torch.nn.Module):
 
     ``x_0 = keep * e_{history[column]}`` (eq. 14), ``x_1 = f(x_0, 0, 1)`` (eq. 25), scores ``x_1 E^T``.
     history [B, L] int64 left-padded, column [B] int64, keep [B, D] float -> [B, N].
+    The times are fixed, so their embedding ``condition(0, 1)`` is computed once, from the weights at
+    construction (an exported graph holds it as a constant): build the graph after training.
     """
 
     def __init__(self, model: SeqRecModel) -> None:
@@ -84,13 +86,15 @@ class OneStepAnchor(torch.nn.Module):
         self.net = model.net
         c = model.config
         self.add_x0 = c.objective == "authors" and c.inference_output != "raw"  # f = x_0 + u
+        with torch.no_grad():
+            t = torch.zeros(1, device=self.net.items.device)
+            self.register_buffer("times", self.net.condition(t, torch.ones_like(t)), persistent=False)  # [1, D]
 
     def query(self, history: Tensor, column: Tensor, keep: Tensor) -> Tensor:
         """x_1 [B, D], the vector the items are scored against."""
         anchor = history.gather(1, column[:, None])[:, 0]  # [B]
         x_0 = keep * self.net.item_emb(anchor)  # [B, D]
-        t = torch.zeros(history.shape[0], dtype=x_0.dtype, device=x_0.device)
-        x_1 = self.net(history, x_0, t, torch.ones_like(t), last_only=True)[0][:, -1]  # [B, D]
+        x_1 = self.net.conditioned(history, x_0 + self.times, last_only=True)[0][:, -1]  # [B, D]
         if self.add_x0:
             x_1 = x_0 + x_1
         return x_1
