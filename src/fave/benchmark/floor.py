@@ -90,24 +90,6 @@ class OnnxOneStep:
         return self.scorer([row[len(row) - w :] for row, w in zip(history, widths, strict=True)])
 
 
-class OrtSession:
-    """An ONNX Runtime session as a serving runtime (``inputs (numpy) -> scores``), as
-    :class:`fave.serving.export.Exported` but with the pool threads' spin-wait off: spinning
-    after a call would slow the eager model timed next on the same cores."""
-
-    def __init__(self, path: str, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        self.names = [i.name for i in self.session.get_inputs()]
-
-    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
-        return self.session.run(None, dict(zip(self.names, inputs, strict=True)))[0]
-
-
 def _missing_onnx() -> str | None:
     """Why the ONNX path cannot run here (None: it can)."""
     missing = [m for m in ("onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
@@ -117,7 +99,7 @@ def _missing_onnx() -> str | None:
 def onnx_runtime(model: SeqRecModel, max_len: int, seed: int) -> ServingScorer:
     """Export ``model``'s one-step graph into a temporary directory (from the weights in memory)
     and load it into ONNX Runtime with torch's thread count; -> the serving scorer running it."""
-    from fave.serving.export import _write_onnx, example_inputs, inference_graph
+    from fave.serving.export import Exported, _write_onnx, example_inputs, inference_graph
 
     eager = ServingScorer(model, max_len, seed)
     module, names = inference_graph(eager)
@@ -125,7 +107,7 @@ def onnx_runtime(model: SeqRecModel, max_len: int, seed: int) -> ServingScorer:
         path = str(Path(tmp) / "fave.onnx")
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
             _write_onnx(module, example_inputs(eager), names, max_len, path)
-        runtime = OrtSession(path, torch.get_num_threads())  # the session holds the graph
+        runtime = Exported(path, "onnx", torch.get_num_threads(), spin=False)  # the session holds the graph
     return ServingScorer(model, max_len, seed, runtime=runtime)
 
 

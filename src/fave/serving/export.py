@@ -121,9 +121,11 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path) -> dict[str, Any]
 
 
 class Exported:
-    """A loaded exported graph: ``inputs (numpy) -> scores [B, N]`` (numpy)."""
+    """A loaded exported graph: ``inputs (numpy) -> scores [B, N]`` (numpy). ``spin=False`` turns ONNX
+    Runtime's spin-wait of its pool threads off (the bench: spinning after a call would slow the model
+    timed next on the same cores)."""
 
-    def __init__(self, path: str | Path, fmt: str, threads: int) -> None:
+    def __init__(self, path: str | Path, fmt: str, threads: int, spin: bool = True) -> None:
         self.fmt = fmt
         if fmt == "onnx":
             try:
@@ -132,6 +134,8 @@ class Exported:
                 raise FaveError("checking an ONNX export needs onnxruntime: pip install 'fave[export]'") from None
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
+            if not spin:
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self.names = [i.name for i in self.session.get_inputs()]
         else:
