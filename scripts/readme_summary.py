@@ -71,6 +71,7 @@ def beauty_table(result: dict) -> list[str]:
 DEFAULTS = [
     ("fave", "ml-100k", "results/ml-100k-stage2-epochs.json", "stage2-12"),
     ("fave", "beauty", "results/beauty-recipe.json", "e20"),
+    ("fmrec", "ml-100k", "results/ml-100k-fmrec-recipe.json", "alpha0.9-e40"),
     ("sasrec", "beauty", "results/beauty-sasrec-loss.json", "sampled2048-popularity"),
     ("dreamrec", "ml-100k", "results/ml-100k-dreamrec.json", "dreamrec"),
     ("dreamrec", "beauty", "results/beauty-seeds.json", "dreamrec"),

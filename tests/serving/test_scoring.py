@@ -63,3 +63,14 @@ def test_the_one_step_graph_embeds_its_fixed_times_once() -> None:
 
     model.net.time_emb.forward = no_call
     torch.testing.assert_close(scorer([h])[0], expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "params", "kind"), CASES[:2] + CASES[4:5])
+def test_a_padded_batch_scores_as_its_unpadded_rows(name: str, params: dict, kind: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, {"hidden": 16, "heads": 2, "layers": 2, "max_len": MAX_LEN, **params}, N).eval()
+    scorer = Scorer(model, MAX_LEN, SEED)
+    rng = np.random.default_rng(1)
+    histories = [rng.integers(1, N + 1, size=n) for n in (1, 4, 10, 7)]
+    history = torch.from_numpy(left_pad(histories, MAX_LEN))
+    torch.testing.assert_close(scorer.padded(history), scorer(histories), rtol=1e-5, atol=1e-6)

@@ -85,9 +85,7 @@ class OnnxOneStep:
         self.scorer = scorer
 
     def __call__(self, batch: Batch) -> Tensor:
-        history = batch.history.cpu().numpy()  # [B, L] left-padded
-        widths = (history > 0).sum(axis=1)
-        return self.scorer([row[len(row) - w :] for row, w in zip(history, widths, strict=True)])
+        return self.scorer.padded(batch.history)  # [B, L] left-padded
 
 
 def _missing_onnx() -> str | None:

@@ -135,7 +135,19 @@ class Scorer:
 
     def draws(self, histories: list[np.ndarray], width: int) -> AnchorDraws:
         """The library's draws for these histories, padded to ``width`` (cached per history width)."""
-        widths = [max(1, min(len(h), self.max_len)) for h in histories]
+        return self._draws_for([max(1, min(len(h), self.max_len)) for h in histories], width)
+
+    @torch.no_grad()
+    def padded(self, history: Tensor) -> Tensor:
+        """Scores of a batch already left-padded ([B, L], 0 = padding, at most ``max_len`` wide): what
+        ``__call__`` gives for its unpadded rows, without unpadding and padding again (the bench's batches)."""
+        if self.kind != "one-step" or not self.graph.net.encoder.hide_padding or history.shape[1] > self.max_len:
+            rows = history.cpu().numpy()
+            return self([r[r > 0] for r in rows])
+        widths = (history > 0).sum(1).clamp_min(1).tolist()
+        return self._one_step(history, self._draws_for(widths, history.shape[1]))
+
+    def _draws_for(self, widths: list[int], width: int) -> AnchorDraws:
         for w in set(widths) - self._draws.keys():
             self._draws[w] = anchor_draw(w, self.model.config.hidden, self.p_keep, self.seed)
         columns = torch.tensor([width - w + self._draws[w][0] for w in widths], dtype=torch.long)
