@@ -299,6 +299,6 @@ def _markdown(r: dict[str, Any]) -> str:
         f"{r['calls_per_engine']} calls per engine on random test users' histories, interleaved by round; "
         "each call maps ids, draws the anchor and mask, runs the graph and takes the top-10 with the history "
         f"left out. Same top-10 as eager on 50 of them: {r['same_top10_as_eager_on_50_histories']}.{compiled} "
-        f"Machine: 2 shared CPU cores with background trainings running (load average {r['load_average']}): "
+        f"Machine: {os.cpu_count()} CPU cores, load average {r['load_average']} (1, 5, 15 min) at the end: "
         "compare only ratios within this file. Accuracy does not matter for latency.\n"
     )
