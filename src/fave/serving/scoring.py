@@ -64,12 +64,22 @@ def anchor_draw(width: int, hidden: int, p_keep: float, seed: int) -> tuple[int,
     return min(int(u * width), width - 1), (m < p_keep).float()
 
 
-def anchor_draws(widths: list[int], batch_width: int, hidden: int, p_keep: float, seed: int) -> AnchorDraws:
+def anchor_draws(
+    widths: list[int],
+    batch_width: int,
+    hidden: int,
+    p_keep: float,
+    seed: int,
+    cache: dict[int, tuple[int, Tensor]] | None = None,
+) -> AnchorDraws:
     """:func:`anchor_draw` for every history of a batch left-padded to ``batch_width``:
-    column [B] (where in the padded row the anchor item is) and keep [B, D] (1 = keep that channel)."""
-    draws = [anchor_draw(w, hidden, p_keep, seed) for w in widths]
-    columns = [batch_width - w + k for w, (k, _) in zip(widths, draws, strict=True)]
-    return AnchorDraws(torch.tensor(columns, dtype=torch.long), torch.stack([keep for _, keep in draws]))
+    column [B] (where in the padded row the anchor item is) and keep [B, D] (1 = keep that channel).
+    ``cache`` (width -> draw) keeps the draws between calls (:class:`Scorer`)."""
+    cache = {} if cache is None else cache
+    for w in set(widths) - cache.keys():
+        cache[w] = anchor_draw(w, hidden, p_keep, seed)
+    columns = torch.tensor([batch_width - w + cache[w][0] for w in widths], dtype=torch.long)
+    return AnchorDraws(columns, torch.stack([cache[w][1] for w in widths]))
 
 
 class OneStepAnchor(torch.nn.Module):
@@ -148,10 +158,7 @@ class Scorer:
         return self._one_step(history, self._draws_for(widths, history.shape[1]))
 
     def _draws_for(self, widths: list[int], width: int) -> AnchorDraws:
-        for w in set(widths) - self._draws.keys():
-            self._draws[w] = anchor_draw(w, self.model.config.hidden, self.p_keep, self.seed)
-        columns = torch.tensor([width - w + self._draws[w][0] for w in widths], dtype=torch.long)
-        return AnchorDraws(columns, torch.stack([self._draws[w][1] for w in widths]))
+        return anchor_draws(widths, width, self.model.config.hidden, self.p_keep, self.seed, cache=self._draws)
 
     @torch.no_grad()
     def __call__(self, histories: list[np.ndarray]) -> Tensor:
