@@ -3,10 +3,10 @@
 # script can be rerun after an interruption. One training at a time (2-core machine).
 # Blocks converted to experiment files (experiments/*.yaml: ml-100k, beauty, table1, ablations, switches,
 # sasrec-beauty-loss, sampling, alpha, epochs, beauty-recipe,
-# stage2-prefix, stage2-epochs, fmrec-recipe, dreamrec-steps, dreamrec, beauty-seeds) call `fave experiment FILE`, with the same run directories.
+# stage2-prefix, stage2-epochs, ema, fmrec-recipe, dreamrec-steps, dreamrec, beauty-seeds) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
-#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-epochs | fmrec-recipe | stage2-prefix | dreamrec-steps | dreamrec | beauty-seeds | beauty-recipe | beauty-fast | eval-seeds | report
+#     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-epochs | ema | fmrec-recipe | stage2-prefix | dreamrec-steps | dreamrec | beauty-seeds | beauty-recipe | beauty-fast | eval-seeds | report
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -145,6 +145,8 @@ case "${1:-ml-100k}" in
     $F experiment experiments/epochs.yaml ${SEEDS:+--seeds $SEEDS} ;;
   stage2-epochs)  # issue 13: FAVE on ML-100k, Stage 2 up to 12 epochs with early stopping (3 seeds)
     $F experiment experiments/stage2-epochs.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  ema)  # issue 13: FAVE on ML-100k with weight averaging over 2 epochs (train.ema_epochs=2), 3 seeds
+    $F experiment experiments/ema.yaml ${SEEDS:+--seeds $SEEDS} ;;
   fmrec-recipe)  # issue 13: FMRec on ML-100k with FAVE's Stage-1 recipe (CE weight 0.9, <= 40 epochs), 3 seeds
     $F experiment experiments/fmrec-recipe.yaml ${SEEDS:+--seeds $SEEDS} ;;
   stage2-prefix)  # issue 13: FAVE on ML-100k, Stage 2 in the prefix layout from the parallel Stage 1 (SEEDS, default 0 1 2)

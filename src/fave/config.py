@@ -69,6 +69,8 @@ class TrainConfig:
     lr_step_epochs: int = 100  # step: multiply the lr by lr_gamma every this many epochs (authors: 100)
     lr_gamma: float = 0.1  # step: decay factor (authors: 0.1)
     warmup_epochs: float = 0.0  # cosine: linear warm-up over this many epochs (fractions allowed)
+    ema_epochs: float = 0.0  # validate, select and keep a moving average of the weights over this many epochs
+    # of steps (0 = off: the last step's weights; fave.training.average)
     batch_order: str = "bucketed"  # bucketed (length buckets, shuffled) | shuffled (authors' code: plain shuffle)
     window_offset: str = "fixed"  # parallel layout, windows=all: fixed window ends | random (a new offset per epoch)
     # batch_size is the global batch: split over torchrun's processes and, in each, over micro_batches
@@ -116,6 +118,7 @@ MINIMUM: dict[str, dict[str, float]] = {
         "lr_step_epochs": 1,
         "lr_gamma": 0,
         "warmup_epochs": 0,
+        "ema_epochs": 0,
         "micro_batches": 1,
         "dist_timeout_s": 1,
     },

@@ -357,3 +357,28 @@ def test_cosine_schedule_reaches_zero_at_the_last_epoch(split: Split) -> None:
     finally:
         torch.optim.Adam.step = orig
     assert max(seen) == pytest.approx(1e-2) and seen[0] < 1e-2 and seen[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_weight_averaging_selects_the_average_and_resumes_to_the_same_result(
+    split: Split, tmp_path, monkeypatch
+) -> None:
+    plain = run_mod.train_run(config(epochs=4), tmp_path / "plain", quiet=True, split=split)
+    reference = run_mod.train_run(config(epochs=4, ema_epochs=1.0), tmp_path / "whole", quiet=True, split=split)
+    assert outcome(reference)["valid"] != outcome(plain)["valid"]  # the averaged weights were validated and kept
+
+    out = tmp_path / "interrupted"
+    original = Trainer._train_epoch
+
+    def interrupt_on_third_epoch(self, opt, stage, epoch, name, *budget):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, opt, stage, epoch, name, *budget)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_on_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.train_run(config(epochs=4, ema_epochs=1.0), out, quiet=True, split=split)
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["average_steps"] > 0 and len(state["average"]) > 0
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    resumed = run_mod.train_run(config(epochs=4, ema_epochs=1.0), out, quiet=True, split=split)
+    assert outcome(resumed) == outcome(reference)

@@ -39,6 +39,7 @@ from fave.evaluation.evaluator import evaluate
 from fave.evaluation.metrics import KS
 from fave.models.base import SeqRecModel, StagePlan
 from fave.rundir import BEST, STATE, load_state, save_state, save_weights
+from fave.training.average import WeightAverage
 from fave.training.parallel import BatchPlan, LossStep, RandomStreams, wrap
 from fave.training.schedule import lr_factor
 
@@ -74,6 +75,8 @@ class StageProgress:
     seconds: float = 0.0  # training time spent in the stage (validation excluded)
     best_blob: bytes | None = None  # the best checkpoint's weights (torch.save of the state dict)
     stop_reason: str = ""  # set once the stage has stopped: patience | epochs | budget
+    average: list[torch.Tensor] = field(default_factory=list)  # train.ema_epochs: the weight average so far
+    average_steps: int = 0  # the optimizer steps it has seen
 
     def to_state(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +94,8 @@ class StageProgress:
             seconds=state["seconds"],
             best_blob=state["best_blob"],
             stop_reason=state.get("stop_reason", ""),
+            average=list(state.get("average") or []),
+            average_steps=state.get("average_steps", 0),
         )
 
 
@@ -215,6 +220,7 @@ class Trainer:
         self.plan = BatchPlan(world, config.train.micro_batches)
         self.plan.check(config.train.batch_size)
         self.loss_step: torch.nn.Module = LossStep(model)  # per stage: DDP over the stage's trainable parameters
+        self.average: WeightAverage | None = None  # per stage, when train.ema_epochs > 0
         self.layout = config.train.layout if config.train.layout != "auto" else model.default_layout
         if self.layout == "parallel" and model.default_layout == "prefix":
             raise FaveError(
@@ -284,6 +290,11 @@ class Trainer:
             if resume.progress is not None:  # else the previous stage had finished: this one starts afresh
                 opt.load_state_dict(resume.optimizer)
                 progress = resume.progress
+        self.average = None
+        max_len = self.config.data.max_len
+        if tc.ema_epochs > 0:  # validated, selected and saved instead of the last step's weights
+            per_epoch = count_batches(self.split.train, self.layout, tc.batch_size, max_len, tc.windows)
+            self.average = WeightAverage(params, tc.ema_epochs * per_epoch, progress.average, progress.average_steps)
         # the stage's trainable parameters, wrapped after resuming (DDP starts every rank from rank 0's weights)
         self.loss_step = wrap(LossStep(self.model), self.world, self.model.device)
         if not progress.stop_reason and progress.bad >= tc.patience:
@@ -339,6 +350,8 @@ class Trainer:
         )
         if progress.bad >= tc.patience or last:
             progress.stop_reason = self._stop_reason(plan, progress, epoch, epochs)
+        if self.average is not None:
+            progress.average, progress.average_steps = self.average.shadow, self.average.steps
         self._save_state(ResumeState(index, done, self.model.state_dict(), opt.state_dict(), progress))
         return bool(progress.stop_reason)
 
@@ -347,15 +360,16 @@ class Trainer:
 
         Returns the shown metric's value."""
         tc = self.config.train
-        metrics = self.validate()[tc.select_protocol]
-        value = metrics[self.shown]
-        if update_best(metrics, progress.best_values, self.keys):
-            progress.best, progress.best_epoch, progress.bad = value, epoch, 0
-            progress.best_blob = _state_bytes(self.model)
-            if self.writes and self.run_dir:
-                save_weights(self.model, self.run_dir / BEST)
-        else:
-            progress.bad += 1
+        with self.average.applied() if self.average is not None else contextlib.nullcontext():
+            metrics = self.validate()[tc.select_protocol]
+            value = metrics[self.shown]
+            if update_best(metrics, progress.best_values, self.keys):
+                progress.best, progress.best_epoch, progress.bad = value, epoch, 0
+                progress.best_blob = _state_bytes(self.model)
+                if self.writes and self.run_dir:
+                    save_weights(self.model, self.run_dir / BEST)
+            else:
+                progress.bad += 1
         return value
 
     def _stop_reason(self, plan: StagePlan, progress: StageProgress, epoch: int, epochs: int) -> str:
@@ -416,6 +430,8 @@ class Trainer:
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tc.grad_clip)
             opt.step()
+            if self.average is not None:
+                self.average.update()
             loss.batches += 1
             bar.set_postfix(loss=f"{loss.total / loss.batches:.4f}")
             if budget_s < float("inf") and self.world.max(time.perf_counter() - start) >= budget_s:
