@@ -71,14 +71,29 @@ def test_popularity_sampling_subtracts_log_q_from_every_candidate() -> None:
 
 
 @pytest.mark.parametrize(
-    ("loss", "sampler"), [("sampled", "uniform"), ("sampled", "popularity"), ("chunked", "uniform")]
+    ("loss", "sampler", "per"),
+    [
+        ("sampled", "uniform", "batch"),
+        ("sampled", "popularity", "batch"),
+        ("sampled", "uniform", "position"),
+        ("chunked", "uniform", "batch"),
+    ],
 )
-def test_sasrec_learns_the_item_chain_with_each_loss(loss: str, sampler: str) -> None:
+def test_sasrec_learns_the_item_chain_with_each_loss(loss: str, sampler: str, per: str) -> None:
     train, targets = chain_data()
     torch.manual_seed(0)
     model = SASRec(
         SASRec.Config(
-            hidden=16, heads=1, layers=1, dropout=0.0, max_len=12, loss=loss, negatives=8, sampler=sampler, ce_chunk=16
+            hidden=16,
+            heads=1,
+            layers=1,
+            dropout=0.0,
+            max_len=12,
+            loss=loss,
+            negatives=8,
+            sampler=sampler,
+            ce_chunk=16,
+            negatives_per=per,
         ),
         N_ITEMS,
     )
@@ -90,3 +105,43 @@ def test_sasrec_learns_the_item_chain_with_each_loss(loss: str, sampler: str) ->
 def test_unknown_loss_is_a_clear_error() -> None:
     with pytest.raises(FaveError, match="params.loss"):
         SASRec(SASRec.Config(loss="approx"), 10)
+
+
+def test_per_position_negatives_are_drawn_for_each_row_and_match_the_hand_computed_softmax() -> None:
+    h, items, target = tensors()
+    torch.manual_seed(3)
+    neg = torch.randint(0, N, (P, 6))
+    torch.manual_seed(3)
+    got = sampled_ce(h, items, target, 6, per="position")
+    losses = []
+    for p in range(P):
+        t = int(target[p]) - 1
+        cand = [t] + [int(j) for j in neg[p] if int(j) != t]
+        logits = h[p] @ items[cand].T
+        losses.append(-F.log_softmax(logits, 0)[0])
+    assert got.item() == pytest.approx(torch.stack(losses).mean().item(), rel=1e-5)
+    assert len({tuple(r.tolist()) for r in neg}) > 1  # rows did get different negatives
+    torch.manual_seed(3)
+    shared = sampled_ce(h, items, target, 6, per="batch")
+    assert shared.item() != pytest.approx(got.item(), rel=1e-3)
+
+
+def test_unknown_negatives_per_is_a_clear_error() -> None:
+    with pytest.raises(FaveError, match="params.negatives_per"):
+        SASRec(SASRec.Config(negatives_per="user"), 10)
+
+
+def test_per_position_negatives_match_the_hand_computed_softmax_on_both_paths() -> None:
+    """n = 6: N = 50 > n x D = 48, logits of the gathered rows; n = 7: 50 <= 56, all N logits, then gathered."""
+    h, items, target = tensors()
+    for n in (6, 7):
+        torch.manual_seed(4)
+        neg = torch.randint(0, N, (P, n))
+        torch.manual_seed(4)
+        got = sampled_ce(h, items, target, n, per="position")
+        expected = []
+        for p in range(P):
+            t = int(target[p]) - 1
+            cand = [t] + [int(j) for j in neg[p] if int(j) != t]
+            expected.append(-F.log_softmax(h[p] @ items[cand].T, 0)[0])
+        assert got.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)

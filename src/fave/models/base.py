@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from fave.data.batching import Batch
 from fave.errors import FaveError
 from fave.models.catalog import AUTO, resolve_config
-from fave.models.losses import LOSSES, SAMPLERS, next_item_ce, popularity_log_q
+from fave.models.losses import LOSSES, NEGATIVES_PER, SAMPLERS, next_item_ce, popularity_log_q
 
 
 @dataclass
@@ -134,8 +134,9 @@ class SoftmaxConfig:
     # full softmax | sampled (negatives shared by the batch, logQ-corrected) | chunked (exact);
     # auto: full up to fave.models.catalog.LARGE_CATALOG items, sampled above
     loss: str = AUTO
-    negatives: int = 256  # sampled: negatives per batch
+    negatives: int = 256  # sampled: negatives per batch (or per position)
     sampler: str = "uniform"  # sampled: uniform | popularity (training counts)
+    negatives_per: str = "batch"  # sampled: batch (one draw shared by the batch) | position (a draw per position)
     ce_chunk: int = 4096  # chunked: rows of [rows, N] logits held at a time
 
 
@@ -154,7 +155,7 @@ class TiedEmbeddingModel(SeqRecModel):
     def __init__(self, config: Any, num_items: int) -> None:
         super().__init__(config, num_items)
         if isinstance(config, SoftmaxConfig):
-            for name, allowed in (("loss", (AUTO, *LOSSES)), ("sampler", SAMPLERS)):
+            for name, allowed in (("loss", (AUTO, *LOSSES)), ("sampler", SAMPLERS), ("negatives_per", NEGATIVES_PER)):
                 if getattr(config, name) not in allowed:
                     raise FaveError(f"params.{name}={getattr(config, name)!r}; allowed: {', '.join(allowed)}")
             if config.negatives < 1 or config.ce_chunk < 1:
@@ -181,7 +182,9 @@ class TiedEmbeddingModel(SeqRecModel):
             loss = F.cross_entropy(self._logits(h), target - 1)
         else:
             log_q = self._log_q if c.sampler == "popularity" else None
-            loss = next_item_ce(h, self.item_emb.weight[1:], target, kind, c.negatives, log_q, c.ce_chunk)
+            loss = next_item_ce(
+                h, self.item_emb.weight[1:], target, kind, c.negatives, log_q, c.ce_chunk, c.negatives_per
+            )
         return LossOutput(loss, {"ce": float(loss.detach())})
 
     def query_vector(self, batch: Batch) -> Tensor:
