@@ -72,7 +72,7 @@ DEFAULTS = [
     ("fave", "ml-100k", "results/ml-100k-stage2-epochs.json", "stage2-12"),
     ("fave", "beauty", "results/beauty-recipe.json", "e20"),
     ("fmrec", "ml-100k", "results/ml-100k-fmrec-recipe.json", "alpha0.9-e40"),
-    ("sasrec", "beauty", "results/beauty-sasrec-loss.json", "sampled2048-popularity"),
+    ("sasrec", "beauty", "results/beauty-sasrec-wide.json", "w256-l1-d0.2-full"),
     ("dreamrec", "ml-100k", "results/ml-100k-dreamrec.json", "dreamrec"),
     ("dreamrec", "beauty", "results/beauty-seeds.json", "dreamrec"),
 ]
