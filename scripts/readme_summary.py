@@ -69,7 +69,7 @@ def beauty_table(result: dict) -> list[str]:
 
 #: the packaged defaults measured after the tables above: (model, dataset, result file, run name in it)
 DEFAULTS = [
-    ("fave", "ml-100k", "results/ml-100k-stage2-epochs.json", "stage2-12"),
+    ("fave", "ml-100k", "results/ml-100k-shuffled.json", "shuffled"),
     ("fave", "beauty", "results/beauty-recipe.json", "e20"),
     ("fmrec", "ml-100k", "results/ml-100k-fmrec-recipe.json", "alpha0.9-e40"),
     ("sasrec", "beauty", "results/beauty-sasrec-wide.json", "w256-l1-d0.2-full"),
