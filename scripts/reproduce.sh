@@ -4,11 +4,11 @@
 # Blocks converted to experiment files (experiments/*.yaml: ml-100k, beauty, table1, ablations, switches,
 # sasrec-beauty-loss, sampling, alpha, epochs, beauty-recipe,
 # stage2-prefix, stage2-epochs, ema, fmrec-recipe, dreamrec-steps, dreamrec, beauty-seeds, sasrec-beauty-wide, sasrec-ml-100k-wide,
-# switches-one-at-a-time) call `fave experiment FILE`, with the same run directories.
+# switches-one-at-a-time, shuffled, fmrec-beauty-recipe) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
 #     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
 #     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-epochs | ema | fmrec-recipe | stage2-prefix | dreamrec-steps | dreamrec | beauty-seeds | sasrec-beauty-wide | sasrec-ml-100k-wide
-#     | switches-1by1 | beauty-recipe | beauty-fast | eval-seeds | report
+#     | switches-1by1 | shuffled | fmrec-beauty-recipe | beauty-recipe | beauty-fast | eval-seeds | report
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -143,6 +143,10 @@ case "${1:-ml-100k}" in
     $F experiment experiments/sasrec-ml-100k-wide.yaml ${SEEDS:+--seeds $SEEDS} ;;
   switches-1by1)  # issue 13: FAVE Stage 1 on ML-100k, each public-code difference alone (SEEDS, default 0-2)
     $F experiment experiments/switches-one-at-a-time.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  shuffled)  # issue 13: FAVE on ML-100k, both stages, shuffled batches instead of length buckets, 3 seeds
+    $F experiment experiments/shuffled.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  fmrec-beauty-recipe)  # issue 13: FMRec on Beauty with FAVE's Beauty Stage-1 recipe (not run yet)
+    $F experiment experiments/fmrec-beauty-recipe.yaml ${SEEDS:+--seeds $SEEDS} ;;
   sasrec-beauty-loss)  # issue 13/14: SASRec on Beauty, sampled softmax against the full one, to early stopping
     $F experiment experiments/sasrec-beauty-loss.yaml ;;
   sampling)  # issue 14: SASRec on ML-100k with the sampled softmax of large catalogs (256 uniform) vs full, 3 seeds
