@@ -72,6 +72,7 @@ DEFAULTS = [
     ("fave", "ml-100k", "results/ml-100k-shuffled.json", "shuffled"),
     ("fave", "beauty", "results/beauty-recipe.json", "e20"),
     ("fmrec", "ml-100k", "results/ml-100k-fmrec-recipe.json", "alpha0.9-e40"),
+    ("fmrec", "beauty", "results/beauty-fmrec-recipe.json", "fave-stage1-recipe"),
     ("sasrec", "beauty", "results/beauty-sasrec-wide.json", "w256-l1-d0.2-full"),
     ("dreamrec", "ml-100k", "results/ml-100k-dreamrec.json", "dreamrec"),
     ("dreamrec", "beauty", "results/beauty-seeds.json", "dreamrec"),
