@@ -25,6 +25,19 @@ def tensors():
     return h, items, target
 
 
+def by_hand(h, items, target, neg, log_q=None) -> float:
+    """Mean over rows of the softmax loss over [target, the row's negatives that are not the target];
+    ``neg`` [n] (shared by the rows) or [P, n] (one draw per row); logits minus log Q when given."""
+    rows = neg.expand(len(target), -1) if neg.dim() == 1 else neg
+    losses = []
+    for p in range(len(target)):
+        t = int(target[p]) - 1
+        cand = [t] + [int(j) for j in rows[p] if int(j) != t]
+        logits = h[p] @ items[cand].T - (log_q[cand] if log_q is not None else 0)
+        losses.append(-F.log_softmax(logits, 0)[0])
+    return torch.stack(losses).mean().item()
+
+
 def test_chunked_ce_equals_full_ce_in_value_and_gradient() -> None:
     h, items, target = tensors()
     full = full_ce(h, items, target)
@@ -42,13 +55,7 @@ def test_sampled_ce_with_every_item_drawn_is_the_full_softmax_with_duplicates_re
     neg = torch.randint(0, N, (20,))
     torch.manual_seed(1)
     got = sampled_ce(h, items, target, 20)
-    # by hand: softmax over [target, negatives that are not the target]
-    losses = []
-    for p in range(P):
-        cand = [int(target[p]) - 1] + [int(j) for j in neg if int(j) != int(target[p]) - 1]
-        logits = h[p] @ items[cand].T
-        losses.append(-F.log_softmax(logits, 0)[0])
-    assert got.item() == pytest.approx(torch.stack(losses).mean().item(), rel=1e-5)
+    assert got.item() == pytest.approx(by_hand(h, items, target, neg), rel=1e-5)
 
 
 def test_popularity_sampling_subtracts_log_q_from_every_candidate() -> None:
@@ -61,13 +68,7 @@ def test_popularity_sampling_subtracts_log_q_from_every_candidate() -> None:
     neg = torch.multinomial(log_q.exp(), 30, replacement=True)
     torch.manual_seed(2)
     got = sampled_ce(h, items, target, 30, log_q)
-    losses = []
-    for p in range(P):
-        t = int(target[p]) - 1
-        cand = [t] + [int(j) for j in neg if int(j) != t]
-        logits = h[p] @ items[cand].T - log_q[cand]
-        losses.append(-F.log_softmax(logits, 0)[0])
-    assert got.item() == pytest.approx(torch.stack(losses).mean().item(), rel=1e-5)
+    assert got.item() == pytest.approx(by_hand(h, items, target, neg, log_q), rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -107,25 +108,6 @@ def test_unknown_loss_is_a_clear_error() -> None:
         SASRec(SASRec.Config(loss="approx"), 10)
 
 
-def test_per_position_negatives_are_drawn_for_each_row_and_match_the_hand_computed_softmax() -> None:
-    h, items, target = tensors()
-    torch.manual_seed(3)
-    neg = torch.randint(0, N, (P, 6))
-    torch.manual_seed(3)
-    got = sampled_ce(h, items, target, 6, per="position")
-    losses = []
-    for p in range(P):
-        t = int(target[p]) - 1
-        cand = [t] + [int(j) for j in neg[p] if int(j) != t]
-        logits = h[p] @ items[cand].T
-        losses.append(-F.log_softmax(logits, 0)[0])
-    assert got.item() == pytest.approx(torch.stack(losses).mean().item(), rel=1e-5)
-    assert len({tuple(r.tolist()) for r in neg}) > 1  # rows did get different negatives
-    torch.manual_seed(3)
-    shared = sampled_ce(h, items, target, 6, per="batch")
-    assert shared.item() != pytest.approx(got.item(), rel=1e-3)
-
-
 def test_unknown_negatives_per_is_a_clear_error() -> None:
     with pytest.raises(FaveError, match="params.negatives_per"):
         SASRec(SASRec.Config(negatives_per="user"), 10)
@@ -139,9 +121,8 @@ def test_per_position_negatives_match_the_hand_computed_softmax_on_both_paths() 
         neg = torch.randint(0, N, (P, n))
         torch.manual_seed(4)
         got = sampled_ce(h, items, target, n, per="position")
-        expected = []
-        for p in range(P):
-            t = int(target[p]) - 1
-            cand = [t] + [int(j) for j in neg[p] if int(j) != t]
-            expected.append(-F.log_softmax(h[p] @ items[cand].T, 0)[0])
-        assert got.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)
+        assert got.item() == pytest.approx(by_hand(h, items, target, neg), rel=1e-5)
+        assert len({tuple(r.tolist()) for r in neg}) > 1  # rows did get different negatives
+        torch.manual_seed(4)
+        shared = sampled_ce(h, items, target, n, per="batch")
+        assert shared.item() != pytest.approx(got.item(), rel=1e-3)

@@ -131,7 +131,7 @@ def at_targets(batch: Batch, *states: Tensor) -> tuple[Tensor, ...]:
 class SoftmaxConfig:
     """How a tied-embedding model's next-item cross-entropy covers the catalog (:mod:`fave.models.losses`)."""
 
-    # full softmax | sampled (negatives shared by the batch, logQ-corrected) | chunked (exact);
+    # full softmax | sampled (negatives shared by the batch or drawn per position, logQ-corrected) | chunked (exact);
     # auto: full up to fave.models.catalog.LARGE_CATALOG items, sampled above
     loss: str = AUTO
     negatives: int = 256  # sampled: negatives per batch (or per position)

@@ -69,8 +69,9 @@ def sampled_ce(
         else:
             neg_logits = torch.bmm(items[neg], h.unsqueeze(-1)).squeeze(-1)  # [P, n]
     else:
-        neg = _draw(log_q, N, (negatives,), h.device)[None, :].expand(len(target), -1)  # [P, n], shared
-        neg_logits = h @ items[neg[0]].T  # [P, n]
+        shared = _draw(log_q, N, (negatives,), h.device)  # [n]
+        neg_logits = h @ items[shared].T  # [P, n]
+        neg = shared.expand(len(target), -1)  # [P, n]
     cand = torch.cat([(target - 1)[:, None], neg], 1)  # [P, 1 + n]
     logits = torch.cat([pos, neg_logits], 1)  # [P, 1 + n]
     if log_q is not None:  # uniform Q shifts every logit by the same constant: nothing to correct
