@@ -145,6 +145,10 @@ case "${1:-ml-100k}" in
     $F experiment experiments/switches-one-at-a-time.yaml ${SEEDS:+--seeds $SEEDS} ;;
   shuffled)  # issue 13: FAVE on ML-100k, both stages, shuffled batches instead of length buckets, 3 seeds
     $F experiment experiments/shuffled.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  beauty-balanced)  # issue 13: FAVE on Beauty, both stages, batches balanced by target count
+    $F experiment experiments/beauty-balanced.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  sasrec-beauty-order)  # issue 13: SASRec on Beauty, balanced batches or Adam beta2 0.98 (seed 0)
+    $F experiment experiments/sasrec-beauty-order.yaml ${SEEDS:+--seeds $SEEDS} ;;
   fmrec-beauty-recipe)  # issue 13: FMRec on Beauty with FAVE's Beauty Stage-1 recipe (seed 0)
     $F experiment experiments/fmrec-beauty-recipe.yaml ${SEEDS:+--seeds $SEEDS} ;;
   sasrec-beauty-loss)  # issue 13/14: SASRec on Beauty, sampled softmax against the full one, to early stopping

@@ -50,6 +50,7 @@ class TrainConfig:
     batch_size: int = 512
     eval_batch_size: int = 512
     lr: float = 1e-3
+    adam_beta2: float = 0.999  # Adam's second-moment decay (torch's default; original SASRec: 0.98)
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max grad norm (0 = off)
     patience: int = 10  # evaluations without improvement before stopping
@@ -72,6 +73,7 @@ class TrainConfig:
     ema_epochs: float = 0.0  # validate, select and keep a moving average of the weights over this many epochs
     # of steps (0 = off: the last step's weights; fave.training.average)
     batch_order: str = "bucketed"  # bucketed (length buckets, shuffled) | shuffled (authors' code: plain shuffle)
+    # | balanced (length buckets cut to about the same number of supervised targets per batch)
     window_offset: str = "fixed"  # parallel layout, windows=all: fixed window ends | random (a new offset per epoch)
     # batch_size is the global batch: split over torchrun's processes and, in each, over micro_batches
     # (gradient accumulation), each part drawing its own random numbers (docs/scale.md)
@@ -97,7 +99,7 @@ class RunConfig:
 SECTIONS = ("data", "train", "params")
 TRAIN_CHOICES = {
     "lr_schedule": ("constant", "step", "cosine"),
-    "batch_order": ("bucketed", "shuffled"),
+    "batch_order": ("bucketed", "shuffled", "balanced"),
     "window_offset": ("fixed", "random"),
     "dist_backend": ("auto", "gloo", "nccl"),
 }
@@ -366,6 +368,8 @@ def config_from_dict(d: dict[str, Any], params_cls: type) -> RunConfig:
             raise FaveError(f"train.{key}={getattr(train, key)!r}; allowed: {', '.join(allowed)}")
     if train.layout not in ("auto", "prefix", "parallel"):
         raise FaveError(f"train.layout must be auto, prefix or parallel, got {train.layout!r}")
+    if not 0.0 <= train.adam_beta2 < 1.0:
+        raise FaveError(f"train.adam_beta2={train.adam_beta2!r}; allowed: 0 <= adam_beta2 < 1 (e.g. 0.999 or 0.98)")
     check_device(train.device, "train.device")
     from fave.evaluation.metrics import KS  # the metrics every validation computes
 

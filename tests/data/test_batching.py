@@ -62,3 +62,26 @@ def test_shuffled_order_mixes_lengths_and_keeps_every_sample():
         return float(np.mean([np.ptp((b.history > 0).sum(1).numpy()) for b in batches]))
 
     assert spread("bucketed") < 2 < spread("shuffled")
+
+
+def test_balanced_order_evens_the_targets_per_batch_and_keeps_every_target_once():
+    rng = np.random.default_rng(0)  # many short histories and a few long ones, as on Beauty
+    lengths = np.concatenate([rng.integers(2, 6, size=120), rng.integers(30, 60, size=12)])
+    train = [np.arange(1, n + 1) + 100 * u for u, n in enumerate(lengths)]
+    users, cuts = prefix_samples(train)
+    expected = sorted(int(train[u][k]) for u, k in zip(users, cuts, strict=True))
+
+    def per_batch(order_by: str) -> tuple[list[int], list[int]]:  # supervised targets and padded width per batch
+        batches = list(parallel_batches(train, 20, 16, np.random.default_rng(1), windows="all", order_by=order_by))
+        pairs = _pairs(batches)
+        assert sorted(t for _, t in pairs) == expected  # each target exactly once
+        return [int((b.targets > 0).sum()) for b in batches], [b.history.shape[1] for b in batches]
+
+    bucketed, balanced = per_batch("bucketed"), per_batch("balanced")
+    assert len(balanced[0]) == len(bucketed[0])  # as many steps per epoch as fixed-size batches
+    total = sum(balanced[0])
+    assert max(balanced[0]) - min(balanced[0]) <= 2 * 20  # each cut within one window (<= max_len targets)
+    assert max(bucketed[0]) > 3 * min(bucketed[0])  # fixed-size buckets: very uneven
+    assert abs(np.mean(balanced[0]) - total / len(balanced[0])) < 1e-9
+    shuffled_width = np.mean(per_batch("shuffled")[1])
+    assert np.mean(balanced[1]) < shuffled_width  # padded like buckets, not like shuffled batches

@@ -311,6 +311,29 @@ def test_fused_adam_takes_the_same_steps_as_the_default_loop() -> None:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_adam_beta2_reaches_the_optimizer_and_changes_the_steps(split: Split, tmp_path, monkeypatch) -> None:
+    from fave.config import config_from_dict
+    from fave.errors import FaveError
+
+    made = []
+    real = trainer_mod.adam
+    monkeypatch.setattr(trainer_mod, "adam", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    run_mod.train_run(config(epochs=1, adam_beta2=0.98), tmp_path / "run", quiet=True, split=split)
+    assert made[0].defaults["betas"] == (0.9, 0.98)
+    start = torch.randn(8, 4)  # a different second-moment decay takes different steps from the second on
+    steps = []
+    for beta2 in (0.999, 0.98):
+        p = torch.nn.Parameter(start.clone())
+        opt = real([p], lr=1e-2, weight_decay=0.0, beta2=beta2)
+        for g in (torch.ones_like(start), 10 * torch.ones_like(start)):
+            p.grad = g
+            opt.step()
+        steps.append(p.detach().clone())
+    assert not torch.allclose(steps[0], steps[1])
+    with pytest.raises(FaveError, match="train.adam_beta2"):
+        config_from_dict({"model": "sasrec", "dataset": "tiny", "train": {"adam_beta2": 1.0}}, SASRec.Config)
+
+
 def test_any_rule_selects_an_epoch_where_only_one_metric_improved() -> None:
     best = {"HR@10": 0.40, "NDCG@20": 0.20}
     better_hr = {"HR@5": 0.1, "HR@10": 0.45, "HR@20": 0.5, "NDCG@5": 0.1, "NDCG@10": 0.1, "NDCG@20": 0.15}

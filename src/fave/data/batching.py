@@ -9,6 +9,10 @@ Two training layouts:
 Histories keep the last ``max_len`` items and are left-padded with 0. Batches are bucketed
 by length: samples are sorted by length (random tie-break) and each batch is padded only to
 its own longest history, so short histories are not padded to ``max_len``.
+``balanced`` buckets too, but cuts the sorted samples into batches of about the same number of
+supervised targets (the batch count stays that of fixed-size batches), as token-budget batching
+in machine translation: with per-target mean losses, a target then weighs the same in every
+batch, as in shuffled batches, at the padding cost of buckets.
 """
 
 from __future__ import annotations
@@ -55,16 +59,22 @@ def left_pad(seqs: Sequence[np.ndarray], max_len: int) -> np.ndarray:
     return out
 
 
-BATCH_ORDERS = ("bucketed", "shuffled")
+BATCH_ORDERS = ("bucketed", "shuffled", "balanced")
 
 
 def _bucketed_order(
-    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, order_by: str = "bucketed"
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    order_by: str = "bucketed",
+    targets: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Cut the samples into batches in a random order.
 
     ``bucketed``: sorted by length with a random tie-break (little padding), batch order shuffled;
-    ``shuffled``: a plain random permutation, as the authors' code (FAVE-NOTES sec. 9).
+    ``shuffled``: a plain random permutation, as the authors' code (FAVE-NOTES sec. 9);
+    ``balanced``: sorted as ``bucketed``, cut where the running count of supervised ``targets``
+    (one per sample when None) crosses each multiple of total / batches, batch order shuffled.
     """
     if order_by not in BATCH_ORDERS:
         raise ValueError(f"unknown batch order {order_by!r}; expected one of {BATCH_ORDERS}")
@@ -72,7 +82,13 @@ def _bucketed_order(
         order = rng.permutation(len(lengths))
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     order = np.lexsort((rng.random(len(lengths)), lengths))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if order_by == "balanced" and len(order):
+        count = np.cumsum(np.ones(len(order)) if targets is None else targets[order])
+        n_batches = -(-len(order) // batch_size)
+        cuts = np.searchsorted(count, count[-1] * np.arange(1, n_batches) / n_batches, side="right")
+        batches = [b for b in np.split(order, cuts) if len(b)]
+    else:
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -155,7 +171,7 @@ def parallel_batches(
     users, ends, sup = parallel_windows(train, max_len, windows, rng if random_offsets else None)
     starts = np.maximum(0, ends - max_len - 1)
     lengths = ends - starts - 1
-    for idx in _bucketed_order(lengths, batch_size, rng, order_by):
+    for idx in _bucketed_order(lengths, batch_size, rng, order_by, targets=sup):
         seqs = [train[u][a:e] for u, a, e in zip(users[idx], starts[idx], ends[idx], strict=True)]
         targets = [s[1:].copy() for s in seqs]
         for tgt, k in zip(targets, sup[idx], strict=True):

@@ -172,12 +172,14 @@ def _restore(model: SeqRecModel, blob: bytes) -> None:
     model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu"))
 
 
-def adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
+def adam(
+    params: list[torch.nn.Parameter], lr: float, weight_decay: float, beta2: float = 0.999
+) -> torch.optim.Adam:
     """Adam with torch's fused kernel: the same update as torch's default loop over the tensors, in
     one pass. The optimizer step alone is several times faster on CPU for the flow models, whose
     history decoder has 25M weights (``results/adam-step/``, made by ``scripts/adam_step.py``); a
     whole training step much less, since the forward and backward passes dominate it."""
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    return torch.optim.Adam(params, lr=lr, betas=(0.9, beta2), weight_decay=weight_decay, fused=True)
 
 
 def selection_keys(tc: TrainConfig) -> list[str]:
@@ -282,7 +284,7 @@ class Trainer:
         self.model.observe(self.split.train)
         params = [p for p in self.model.parameters() if p.requires_grad]
         wd = tc.weight_decay if plan.weight_decay is None else plan.weight_decay
-        opt = adam(params, lr=tc.lr * plan.lr_scale, weight_decay=wd)
+        opt = adam(params, lr=tc.lr * plan.lr_scale, weight_decay=wd, beta2=tc.adam_beta2)
         epochs = plan.epochs if plan.epochs is not None else tc.epochs
         progress = StageProgress()
         if resume is not None:
