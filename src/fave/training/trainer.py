@@ -172,9 +172,7 @@ def _restore(model: SeqRecModel, blob: bytes) -> None:
     model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu"))
 
 
-def adam(
-    params: list[torch.nn.Parameter], lr: float, weight_decay: float, beta2: float = 0.999
-) -> torch.optim.Adam:
+def adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float, beta2: float = 0.999) -> torch.optim.Adam:
     """Adam with torch's fused kernel: the same update as torch's default loop over the tensors, in
     one pass. The optimizer step alone is several times faster on CPU for the flow models, whose
     history decoder has 25M weights (``results/adam-step/``, made by ``scripts/adam_step.py``); a
