@@ -147,6 +147,8 @@ case "${1:-ml-100k}" in
     $F experiment experiments/shuffled.yaml ${SEEDS:+--seeds $SEEDS} ;;
   beauty-balanced)  # issue 13: FAVE on Beauty, both stages, batches balanced by target count
     $F experiment experiments/beauty-balanced.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  sasrec-ml-100k-order)  # issue 13: SASRec on ML-100k with bucketed, balanced or shuffled batches, 3 seeds
+    $F experiment experiments/sasrec-ml-100k-order.yaml ${SEEDS:+--seeds $SEEDS} ;;
   sasrec-beauty-order)  # issue 13: SASRec on Beauty, balanced batches or Adam beta2 0.98 (seed 0)
     $F experiment experiments/sasrec-beauty-order.yaml ${SEEDS:+--seeds $SEEDS} ;;
   fmrec-beauty-recipe)  # issue 13: FMRec on Beauty with FAVE's Beauty Stage-1 recipe (seed 0)
