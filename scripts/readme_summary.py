@@ -73,7 +73,7 @@ DEFAULTS = [
     ("fave", "beauty", "results/beauty-recipe.json", "e20"),
     ("fmrec", "ml-100k", "results/ml-100k-fmrec-recipe.json", "alpha0.9-e40"),
     ("fmrec", "beauty", "results/beauty-fmrec-recipe.json", "fave-stage1-recipe"),
-    ("sasrec", "beauty", "results/beauty-sasrec-wide.json", "w256-l1-d0.2-full"),
+    ("sasrec", "beauty", "results/beauty-sasrec-order.json", "balanced"),
     ("dreamrec", "ml-100k", "results/ml-100k-dreamrec.json", "dreamrec"),
     ("dreamrec", "beauty", "results/beauty-seeds.json", "dreamrec"),
 ]
