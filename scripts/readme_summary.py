@@ -70,7 +70,7 @@ def beauty_table(result: dict) -> list[str]:
 #: the packaged defaults measured after the tables above: (model, dataset, result file, run name in it)
 DEFAULTS = [
     ("fave", "ml-100k", "results/ml-100k-shuffled.json", "shuffled"),
-    ("fave", "beauty", "results/beauty-recipe.json", "e20"),
+    ("fave", "beauty", "results/beauty-balanced.json", "balanced"),
     ("fmrec", "ml-100k", "results/ml-100k-fmrec-recipe.json", "alpha0.9-e40"),
     ("fmrec", "beauty", "results/beauty-fmrec-recipe.json", "fave-stage1-recipe"),
     ("sasrec", "beauty", "results/beauty-sasrec-order.json", "balanced"),

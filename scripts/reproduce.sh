@@ -177,7 +177,8 @@ case "${1:-ml-100k}" in
     $F experiment experiments/beauty-recipe.yaml ${SEEDS:+--seeds $SEEDS} ;;
   beauty-fast)  # issue 13/14: FAVE on Beauty with sampled target CE + gathered reconstruction + cosine, seed 0
     X=(--model fave --dataset beauty --seed 0 --set threads=1 --set time_budget_s=0 --set lr_schedule=cosine
-       --set warmup_epochs=1 --set params.ce_loss=sampled --set params.recon=gathered --set stage1_epochs=15)
+       --set warmup_epochs=1 --set params.ce_loss=sampled --set params.recon=gathered --set stage1_epochs=15
+       --set batch_order=bucketed)  # buckets: the Beauty recipe then
     train runs/beauty-fast/fave-stage1-seed0 "${X[@]}" --set stage=1 --set patience=100 --set eval_every=3
     train runs/beauty-fast/fave-seed0 "${X[@]}" --set stage=2 --set patience=100 --set eval_every=3 \
       --set init_from=runs/beauty-fast/fave-stage1-seed0
