@@ -82,6 +82,7 @@ def test_balanced_order_evens_the_targets_per_batch_and_keeps_every_target_once(
     total = sum(balanced[0])
     assert max(balanced[0]) - min(balanced[0]) <= 2 * 20  # each cut within one window (<= max_len targets)
     assert max(bucketed[0]) > 3 * min(bucketed[0])  # fixed-size buckets: very uneven
-    assert abs(np.mean(balanced[0]) - total / len(balanced[0])) < 1e-9
+    share = total / len(balanced[0])
+    assert all(abs(c - share) <= 20 for c in balanced[0])  # each batch within one window of its share
     shuffled_width = np.mean(per_batch("shuffled")[1])
     assert np.mean(balanced[1]) < shuffled_width  # padded like buckets, not like shuffled batches

@@ -317,7 +317,12 @@ def test_adam_beta2_reaches_the_optimizer_and_changes_the_steps(split: Split, tm
 
     made = []
     real = trainer_mod.adam
-    monkeypatch.setattr(trainer_mod, "adam", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+
+    def recording_adam(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(trainer_mod, "adam", recording_adam)
     run_mod.train_run(config(epochs=1, adam_beta2=0.98), tmp_path / "run", quiet=True, split=split)
     assert made[0].defaults["betas"] == (0.9, 0.98)
     start = torch.randn(8, 4)  # a different second-moment decay takes different steps from the second on
