@@ -56,6 +56,21 @@ def test_seeds_grouped_with_mean_std_and_init_stages_counted(tmp_path, capsys):
     assert json.loads((tmp_path / "res.json").read_text())["command"] == "make it"
 
 
+def test_label_equals_dir_names_the_group_of_runs_from_different_experiments(tmp_path):
+    # two experiments both call their runs "balanced": by directory name they would merge into one row
+    for model, exp, hr in (("fave", "a", 0.3), ("sasrec", "b", 0.1)):
+        for s in (0, 1):
+            _run(tmp_path / exp / f"balanced-seed{s}", s, hr, 1.0, model=model)
+    args = [f"fave={tmp_path}/a/balanced-seed{s}" for s in (0, 1)] + [
+        f"sasrec={tmp_path}/b/balanced-seed{s}" for s in (0, 1)
+    ]
+    table = aggregate(args)
+    assert set(table) == {"fave", "sasrec"}
+    assert table["fave"]["model"] == "fave" and table["fave"]["seeds"] == [0, 1]
+    assert abs(table["sasrec"]["test"]["paper"]["HR@10"]["mean"] - 0.1) < 1e-12
+    assert set(aggregate([tmp_path / "a" / "balanced-seed0", tmp_path / "b" / "balanced-seed0"])) == {"balanced"}
+
+
 def test_missing_run_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "not found" in capsys.readouterr().err

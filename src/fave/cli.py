@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
 
     p = sub.add_parser("report", help="aggregate finished runs into results/NAME.json and .md")
-    p.add_argument("runs", nargs="+", help="run directories (seeds grouped by name without -seedN)")
+    p.add_argument(
+        "runs", nargs="+", help="run directories (seeds grouped by name without -seedN), or LABEL=DIR to name the group"
+    )
     p.add_argument("--out", required=True, help="output path without extension, e.g. results/ml-100k")
     p.add_argument("--title", default="Results")
     p.add_argument(

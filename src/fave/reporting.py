@@ -1,7 +1,9 @@
 """Tables over finished runs: mean and spread over seeds, both protocols, beside the paper.
 
 Runs are grouped by label: the run directory's name without a trailing ``-seed<N>``
-(``runs/ml-100k/fave-seed1`` -> ``fave``). Every number comes from a run's ``metrics.json``.
+(``runs/ml-100k/fave-seed1`` -> ``fave``), or the label given as ``LABEL=DIR``
+(``sasrec=runs/beauty-sasrec-order/balanced-seed0``: runs of different experiments side by side).
+Every number comes from a run's ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -69,11 +71,19 @@ def label_of(run_dir: Path) -> str:
     return re.sub(r"-seed\d+$", "", run_dir.name)
 
 
+def labelled(run: str | Path) -> tuple[str, Path]:
+    """``(label, directory)`` of a report argument: ``LABEL=DIR``, or a directory labelled by :func:`label_of`."""
+    m = re.fullmatch(r"([\w.+-]+)=(.+)", str(run))
+    if m and not Path(run).exists():
+        return m.group(1), Path(m.group(2))
+    return label_of(Path(run)), Path(run)
+
+
 def aggregate(run_dirs: list[str | Path]) -> dict[str, Any]:
     """-> {label: {model, dataset, seeds, train_seconds, stage_seconds, test: {protocol: {metric: {mean, std}}}}}."""
     groups: dict[str, list[dict[str, Any]]] = {}
-    for d in map(Path, run_dirs):
-        groups.setdefault(label_of(d), []).append(_with_init_stages(d))
+    for label, d in map(labelled, run_dirs):
+        groups.setdefault(label, []).append(_with_init_stages(d))
     out: dict[str, Any] = {}
     for label, runs in groups.items():
         entry: dict[str, Any] = {
@@ -203,8 +213,8 @@ def significance(run_dirs: list[str | Path], table: dict[str, Any], reference: s
     if ref is None:
         return None
     groups: dict[str, list[Path]] = {}
-    for d in map(Path, run_dirs):
-        groups.setdefault(label_of(d), []).append(d)
+    for label, d in map(labelled, run_dirs):
+        groups.setdefault(label, []).append(d)
     ranks = {label: [load_ranks(d) for d in dirs] for label, dirs in groups.items()}
     out: dict[str, Any] = {
         "reference": reference,
