@@ -96,6 +96,20 @@ def test_a_run_that_starts_from_an_unfinished_run_is_refused_before_training(tmp
     assert launched == []
 
 
+def test_a_run_may_start_from_a_stage_file_of_a_finished_run(tmp_path) -> None:
+    (tmp_path / "e.yaml").write_text(
+        "root: r\nruns: [{model: fave, dataset: d, init_from: 'both-seed{seed}/stage1.safetensors'}]\n"
+    )
+    launched = []
+    with pytest.raises(FaveError, match="not a finished run"):
+        run(load_experiment(tmp_path / "e.yaml"), say=lambda _: None, launcher=launched.append)
+    (tmp_path / "both-seed0").mkdir()
+    (tmp_path / "both-seed0" / "metrics.json").write_text("{}")
+    exp = load_experiment(tmp_path / "e.yaml")
+    run(exp, say=lambda _: None, launcher=lambda command: launched.append(command) or 0)
+    assert launched and launched[0][-1] == "init_from=both-seed0/stage1.safetensors"
+
+
 def test_train_model_all_is_the_table1_experiment() -> None:
     args = argparse.Namespace(
         dataset="ml-100k", out="runs/all", seed=None, overrides=["epochs=1"], config=None,

@@ -71,6 +71,21 @@ def test_label_equals_dir_names_the_group_of_runs_from_different_experiments(tmp
     assert set(aggregate([tmp_path / "a" / "balanced-seed0", tmp_path / "b" / "balanced-seed0"])) == {"balanced"}
 
 
+def test_stage2_run_from_a_stage1_file_counts_only_that_stage_of_the_two_stage_run(tmp_path):
+    both = tmp_path / "both-seed0"
+    _run(both, 0, 0.2, 30.0)
+    metrics = json.loads((both / "metrics.json").read_text())
+    metrics["stages"] = [
+        {"name": "stage1", "seconds": 20.0, "epochs": 9},
+        {"name": "stage2", "seconds": 10.0, "epochs": 3},
+    ]
+    (both / "metrics.json").write_text(json.dumps(metrics))
+    _run(tmp_path / "wd0-seed0", 0, 0.3, 5.0, init=str(both / "stage1.safetensors"))
+    e = aggregate([tmp_path / "wd0-seed0"])["wd0"]
+    assert e["train_seconds"]["mean"] == 25.0  # Stage 1 of the two-stage run (20 s) + this run's 5 s
+    assert e["epochs"] == [[9, 4]]
+
+
 def test_missing_run_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "not found" in capsys.readouterr().err

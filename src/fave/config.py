@@ -36,6 +36,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
+def init_source(init_from: str | Path) -> tuple[Path, str]:
+    """``(run directory, stage)`` that ``train.init_from`` names: a run directory (its final weights, stage "")
+    or a stage's weights inside one (``RUN/stage1.safetensors``, a two-stage run's Stage-1 best: "stage1")."""
+    path = Path(init_from)
+    return (path.parent, path.stem) if path.suffix == ".safetensors" else (path, "")
+
+
 @dataclass
 class DataConfig:
     max_len: int = 50  # histories keep their last max_len items (paper: 50)
@@ -64,7 +71,9 @@ class TrainConfig:
     time_budget_s: float = 0.0  # stop a stage after this many seconds (0 = no budget)
     eval_seed: int = 12345  # seed for randomness at evaluation (anchor masks, noise)
     val_users: int = 0  # validate during training on a fixed random subset of this many users (0 = all)
-    init_from: str = ""  # run directory whose weights initialise this run (e.g. FAVE Stage 1)
+    init_from: str = (
+        ""  # run directory whose weights initialise this run (e.g. FAVE Stage 1), or RUN/stage1.safetensors
+    )
     device: str = "cpu"  # where training and evaluation run: cpu | cuda | cuda:N | auto (cuda when visible)
     lr_schedule: str = "constant"  # constant | step (authors' code: StepLR) | cosine (warm-up, then cosine to 0)
     lr_step_epochs: int = 100  # step: multiply the lr by lr_gamma every this many epochs (authors: 100)

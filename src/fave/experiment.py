@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from fave.config import init_source
 from fave.errors import FaveError
 
 DEFAULT_RUN_DIR = "{root}/{name}-seed{seed}"
@@ -234,7 +235,7 @@ def run(
         say(str(step))
         if dry_run:
             continue
-        if step.init_from is not None and not (step.init_from / "metrics.json").is_file():
+        if step.init_from is not None and not (init_source(step.init_from)[0] / "metrics.json").is_file():
             raise FaveError(
                 f"{step.out} starts from {step.init_from}, which is not a finished run; "
                 "train it first (list it earlier in the experiment, or run the experiment that makes it)"

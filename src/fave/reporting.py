@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from fave.config import init_source
 from fave.errors import FaveError
 from fave.io_utils import atomic_write_json, atomic_write_text
 
@@ -122,17 +123,20 @@ def _read_metrics(d: Path) -> dict[str, Any]:
 
 def _with_init_stages(d: Path) -> dict[str, Any]:
     """A run's metrics; when it was initialised from another run (FAVE Stage 2 from a Stage-1
-    run), that run's stages and training time are counted too."""
+    run, or from a two-stage run's ``stage1.safetensors``), that run's stages up to the one it
+    started from and their training time are counted too."""
     m = _read_metrics(d)
     cfg = d / "config.yaml"
     init = yaml.safe_load(cfg.read_text()).get("train", {}).get("init_from") if cfg.is_file() else ""
-    if init and (Path(init) / "metrics.json").is_file():
-        first = _read_metrics(Path(init))
-        m = {
-            **m,
-            "stages": first.get("stages", []) + m.get("stages", []),
-            "train_seconds": first["train_seconds"] + m["train_seconds"],
-        }
+    init_dir, stage = init_source(init) if init else (Path(), "")
+    if init and (init_dir / "metrics.json").is_file():
+        first = _read_metrics(init_dir)
+        stages = first.get("stages", [])
+        if stage:  # only the stages up to the one whose weights were taken
+            names = [s["name"] for s in stages]
+            stages = stages[: names.index(stage) + 1] if stage in names else []
+        seconds = sum(s["seconds"] for s in stages) if stage else first["train_seconds"]
+        m = {**m, "stages": stages + m.get("stages", []), "train_seconds": seconds + m["train_seconds"]}
     return m
 
 

@@ -31,8 +31,9 @@ from fave.models.registry import build_model, model_class
 
 WEIGHTS, CONFIG, IDMAP, STATE, BEST = "model.safetensors", "config.yaml", "id_map.json", "state.pt", "best.safetensors"
 METRICS, RANKS, LOG = "metrics.json", "ranks.npz", "log.txt"
+STAGE1 = "stage1.safetensors"  # a two-stage run's Stage-1 best weights (a Stage-2 run may start from them)
 # the files `fave train` writes into a run directory (what --overwrite deletes, nothing else)
-RUN_FILES = (CONFIG, IDMAP, WEIGHTS, BEST, STATE, METRICS, LOG, RANKS)
+RUN_FILES = (CONFIG, IDMAP, WEIGHTS, BEST, STATE, METRICS, LOG, RANKS, STAGE1)
 
 
 def _tensors(model: SeqRecModel) -> dict[str, torch.Tensor]:

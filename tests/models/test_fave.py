@@ -158,3 +158,25 @@ def test_stage1_then_stage2_from_run_dir_then_evaluate(tmp_path):
     assert torch.equal(s1.net.item_emb.weight, s2.net.item_emb.weight)  # Stage 2 kept E
     again = evaluate_both(s2, split, config)
     assert again["test"] == m2["test"]
+
+
+def test_two_stage_run_keeps_its_stage1_weights_and_a_stage2_run_can_start_from_them(tmp_path):
+    from fave.rundir import STAGE1
+    from fave.training.checkpoint import load_run
+
+    split = tiny_split()
+    train_run(_cfg(stage="both"), tmp_path / "both", split=split, quiet=True)
+    train_run(_cfg(stage="1"), tmp_path / "s1", split=split, quiet=True)
+    kept, _, _ = load_run(tmp_path / "both", STAGE1)
+    alone, _, _ = load_run(tmp_path / "s1")
+    final, _, _ = load_run(tmp_path / "both")
+    # the two-stage run's Stage 1 is the Stage-1 run's training (same seed and draws), not its final weights
+    assert all(torch.equal(v, alone.state_dict()[k]) for k, v in kept.state_dict().items())
+    assert not all(torch.equal(v, final.state_dict()[k]) for k, v in kept.state_dict().items())
+    runs = {}
+    for name, init in (("from-dir", tmp_path / "s1"), ("from-file", tmp_path / "both" / STAGE1)):
+        cfg = _cfg(stage="2")
+        cfg.train.init_from = str(init)
+        runs[name] = train_run(cfg, tmp_path / name, split=split, quiet=True)
+    assert runs["from-file"]["test"] == runs["from-dir"]["test"]
+    assert not (tmp_path / "s1" / STAGE1).exists()  # one stage: nothing to keep beside the run's weights

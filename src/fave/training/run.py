@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import yaml
 
-from fave.config import SECTIONS, RunConfig, check_max_len, resolve_device
+from fave.config import SECTIONS, RunConfig, check_max_len, init_source, resolve_device
 from fave.data.dataset import Split
 from fave.data.load import load_split
 from fave.distributed import SINGLE, World, joined, world_from_env
@@ -193,7 +193,8 @@ def _train(
     torch.manual_seed(config.seed)  # initial weights, the same on every rank
     model = build_model(config.model, config.params, split.num_items)
     if config.train.init_from:
-        init, _, _ = load_run(config.train.init_from)
+        init_dir, stage = init_source(config.train.init_from)
+        init, _, _ = load_run(init_dir, f"{stage}.safetensors" if stage else WEIGHTS)
         model.load_state_dict(init.state_dict(), strict=False)
     model.to(device)
     fresh = not out.exists()

@@ -251,12 +251,15 @@ class Trainer:
         if not self.model.trainable:  # nothing to fit, but the saved run must hold what it observed (pop's counts)
             self.model.observe(self.split.train)
             return result
-        for index, plan in enumerate(self.model.stages()):
+        plans = self.model.stages()
+        for index, plan in enumerate(plans):
             self.model.begin_stage(plan.name)
             if state and index < state.stage:  # finished before the interruption
                 continue
             resume, state = (state, None) if state and index == state.stage else (None, state)
             result.stages.append(self._fit_stage(index, plan, resume, result.stages))
+            if index + 1 < len(plans) and self.writes and self.run_dir:  # a later run may start from this stage
+                save_weights(self.model, self.run_dir / f"{plan.name}.safetensors")
         if state is not None:  # every stage had finished before the interruption
             self.model.load_state_dict(state.model)
         return result
