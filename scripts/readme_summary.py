@@ -71,7 +71,7 @@ def beauty_table(result: dict) -> list[str]:
 DEFAULTS = [
     ("fave", "ml-100k", "results/ml-100k-shuffled.json", "shuffled"),
     ("fave", "beauty", "results/beauty-balanced.json", "balanced"),
-    ("fmrec", "ml-100k", "results/ml-100k-fmrec-recipe.json", "alpha0.9-e40"),
+    ("fmrec", "ml-100k", "results/ml-100k-fmrec-shuffled.json", "shuffled"),
     ("fmrec", "beauty", "results/beauty-fmrec-recipe.json", "fave-stage1-recipe"),
     ("sasrec", "beauty", "results/beauty-sasrec-order.json", "balanced"),
     ("dreamrec", "ml-100k", "results/ml-100k-dreamrec.json", "dreamrec"),
