@@ -71,9 +71,7 @@ class TrainConfig:
     time_budget_s: float = 0.0  # stop a stage after this many seconds (0 = no budget)
     eval_seed: int = 12345  # seed for randomness at evaluation (anchor masks, noise)
     val_users: int = 0  # validate during training on a fixed random subset of this many users (0 = all)
-    init_from: str = (
-        ""  # run directory whose weights initialise this run (e.g. FAVE Stage 1), or RUN/stage1.safetensors
-    )
+    init_from: str = ""  # run directory whose weights start this run, or RUN/stage1.safetensors (FAVE Stage 2)
     device: str = "cpu"  # where training and evaluation run: cpu | cuda | cuda:N | auto (cuda when visible)
     lr_schedule: str = "constant"  # constant | step (authors' code: StepLR) | cosine (warm-up, then cosine to 0)
     lr_step_epochs: int = 100  # step: multiply the lr by lr_gamma every this many epochs (authors: 100)
