@@ -80,13 +80,19 @@ def labelled(run: str | Path) -> tuple[str, Path]:
     return label_of(Path(run)), Path(run)
 
 
+def grouped(run_dirs: list[str | Path]) -> dict[str, list[Path]]:
+    """The report's run directories by label, in the order given."""
+    groups: dict[str, list[Path]] = {}
+    for label, d in map(labelled, run_dirs):
+        groups.setdefault(label, []).append(d)
+    return groups
+
+
 def aggregate(run_dirs: list[str | Path]) -> dict[str, Any]:
     """-> {label: {model, dataset, seeds, train_seconds, stage_seconds, test: {protocol: {metric: {mean, std}}}}}."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for label, d in map(labelled, run_dirs):
-        groups.setdefault(label, []).append(_with_init_stages(d))
     out: dict[str, Any] = {}
-    for label, runs in groups.items():
+    for label, dirs in grouped(run_dirs).items():
+        runs = [_with_init_stages(d) for d in dirs]
         entry: dict[str, Any] = {
             "model": runs[0]["model"],
             "dataset": runs[0]["dataset"],
@@ -216,10 +222,7 @@ def significance(run_dirs: list[str | Path], table: dict[str, Any], reference: s
     ref = table.get(reference)
     if ref is None:
         return None
-    groups: dict[str, list[Path]] = {}
-    for label, d in map(labelled, run_dirs):
-        groups.setdefault(label, []).append(d)
-    ranks = {label: [load_ranks(d) for d in dirs] for label, dirs in groups.items()}
+    ranks = {label: [load_ranks(d) for d in dirs] for label, dirs in grouped(run_dirs).items()}
     out: dict[str, Any] = {
         "reference": reference,
         "phase": "test",

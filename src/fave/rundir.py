@@ -31,7 +31,14 @@ from fave.models.registry import build_model, model_class
 
 WEIGHTS, CONFIG, IDMAP, STATE, BEST = "model.safetensors", "config.yaml", "id_map.json", "state.pt", "best.safetensors"
 METRICS, RANKS, LOG = "metrics.json", "ranks.npz", "log.txt"
-STAGE1 = "stage1.safetensors"  # a two-stage run's Stage-1 best weights (a Stage-2 run may start from them)
+
+
+def stage_weights(stage: str) -> str:
+    """The file in which a multi-stage run keeps a finished stage's best weights (a later run may start from it)."""
+    return f"{stage}.safetensors"
+
+
+STAGE1 = stage_weights("stage1")  # a two-stage FAVE run's Stage-1 best weights
 # the files `fave train` writes into a run directory (what --overwrite deletes, nothing else)
 RUN_FILES = (CONFIG, IDMAP, WEIGHTS, BEST, STATE, METRICS, LOG, RANKS, STAGE1)
 

@@ -43,6 +43,7 @@ from fave.rundir import (
     save_id_map,
     save_metrics,
     save_weights,
+    stage_weights,
 )
 from fave.training.parallel import BatchPlan
 from fave.training.trainer import Trainer, validation_users
@@ -194,7 +195,7 @@ def _train(
     model = build_model(config.model, config.params, split.num_items)
     if config.train.init_from:
         init_dir, stage = init_source(config.train.init_from)
-        init, _, _ = load_run(init_dir, f"{stage}.safetensors" if stage else WEIGHTS)
+        init, _, _ = load_run(init_dir, stage_weights(stage) if stage else WEIGHTS)
         model.load_state_dict(init.state_dict(), strict=False)
     model.to(device)
     fresh = not out.exists()

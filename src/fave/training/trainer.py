@@ -38,7 +38,7 @@ from fave.errors import FaveError
 from fave.evaluation.evaluator import evaluate
 from fave.evaluation.metrics import KS
 from fave.models.base import SeqRecModel, StagePlan
-from fave.rundir import BEST, STATE, load_state, save_state, save_weights
+from fave.rundir import BEST, STATE, load_state, save_state, save_weights, stage_weights
 from fave.training.average import WeightAverage
 from fave.training.parallel import BatchPlan, LossStep, RandomStreams, wrap
 from fave.training.schedule import lr_factor
@@ -259,7 +259,7 @@ class Trainer:
             resume, state = (state, None) if state and index == state.stage else (None, state)
             result.stages.append(self._fit_stage(index, plan, resume, result.stages))
             if index + 1 < len(plans) and self.writes and self.run_dir:  # a later run may start from this stage
-                save_weights(self.model, self.run_dir / f"{plan.name}.safetensors")
+                save_weights(self.model, self.run_dir / stage_weights(plan.name))
         if state is not None:  # every stage had finished before the interruption
             self.model.load_state_dict(state.model)
         return result
