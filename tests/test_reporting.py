@@ -84,6 +84,9 @@ def test_stage2_run_from_a_stage1_file_counts_only_that_stage_of_the_two_stage_r
     e = aggregate([tmp_path / "wd0-seed0"])["wd0"]
     assert e["train_seconds"]["mean"] == 25.0  # Stage 1 of the two-stage run (20 s) + this run's 5 s
     assert e["epochs"] == [[9, 4]]
+    _run(tmp_path / "final-seed0", 0, 0.3, 5.0, init=str(both / "model.safetensors"))  # its final weights: all of it
+    e = aggregate([tmp_path / "final-seed0"])["final"]
+    assert e["train_seconds"]["mean"] == 35.0 and e["epochs"] == [[9, 3, 4]]
 
 
 def test_missing_run_is_a_clear_error(tmp_path, capsys):

@@ -137,11 +137,11 @@ def _with_init_stages(d: Path) -> dict[str, Any]:
     init_dir, stage = init_source(init) if init else (Path(), "")
     if init and (init_dir / "metrics.json").is_file():
         first = _read_metrics(init_dir)
-        stages = first.get("stages", [])
-        if stage:  # only the stages up to the one whose weights were taken
-            names = [s["name"] for s in stages]
-            stages = stages[: names.index(stage) + 1] if stage in names else []
-        seconds = sum(s["seconds"] for s in stages) if stage else first["train_seconds"]
+        stages, seconds = first.get("stages", []), first["train_seconds"]
+        names = [s["name"] for s in stages]
+        if stage in names:  # a stage's weights (stage1.safetensors): only the stages up to it
+            stages = stages[: names.index(stage) + 1]
+            seconds = sum(s["seconds"] for s in stages)
         m = {**m, "stages": stages + m.get("stages", []), "train_seconds": seconds + m["train_seconds"]}
     return m
 
