@@ -215,3 +215,13 @@ def test_apply_overrides_returns_a_checked_copy() -> None:
     assert new.data.max_len == 4 and new.params.max_len == cfg.params.max_len
     with pytest.raises(FaveError, match=r"params\.hiden"):
         apply_overrides(cfg, ["params.hiden=3"])
+
+
+@pytest.mark.parametrize("dataset", ["ml-100k", "beauty"])
+def test_the_packaged_benchmark_recipes_have_no_wall_clock_budget(dataset: str) -> None:
+    """Table 1's recipes end on epoch counts or early stopping, so their results do not depend on the machine's load."""
+    from fave.models.registry import MODELS, model_class
+
+    for name in MODELS:
+        config = resolve_config(name, dataset, model_class(name).Config, dataset_key=dataset)
+        assert config.train.time_budget_s == 0, f"{name}.{dataset}.yaml sets a wall-clock budget"
