@@ -5,12 +5,12 @@
 # sasrec-beauty-loss, sampling, alpha, epochs, beauty-recipe,
 # stage2-prefix, stage2-epochs, ema, fmrec-recipe, dreamrec-steps, dreamrec, beauty-seeds, sasrec-beauty-wide, sasrec-ml-100k-wide,
 # switches-one-at-a-time, shuffled, fmrec-beauty-recipe, beauty-balanced, beauty-dropout, sasrec-ml-100k-order,
-# sasrec-beauty-order, fmrec-shuffled, beauty-stage2-wd) call `fave experiment FILE`, with the same run directories.
+# sasrec-beauty-order, fmrec-shuffled, beauty-stage2-wd, beauty-stage2-screens) call `fave experiment FILE`, with the same run directories.
 #   bash scripts/reproduce.sh ml-100k | beauty | sasrec-beauty | ablations | recipes | baselines | baselines-beauty | fmrec-beauty-lr
-#     | table1 | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
+#     | table1 | table1-seeds | table1-beauty | longer | delta | delta-fmrec | evaltime | bench | bench-beauty | steps | probes | newcomer
 #     | switches | sasrec-beauty-loss | sampling | alpha | epochs | stage2-epochs | ema | fmrec-recipe | stage2-prefix | dreamrec-steps | dreamrec | beauty-seeds | sasrec-beauty-wide | sasrec-ml-100k-wide
 #     | switches-1by1 | shuffled | fmrec-beauty-recipe | beauty-recipe | beauty-fast | eval-seeds | report
-#     | beauty-balanced | beauty-dropout | sasrec-ml-100k-order | sasrec-beauty-order | fmrec-shuffled | beauty-stage2-wd
+#     | beauty-balanced | beauty-dropout | sasrec-ml-100k-order | sasrec-beauty-order | fmrec-shuffled | beauty-stage2-wd | beauty-stage2-screens
 #   on a CUDA machine: gpu-tests | bench-gpu | gpu-train (DATASET=ml-100k|beauty)
 # SEEDS='0 1 2' selects seeds where a block says so.
 set -euo pipefail
@@ -52,6 +52,8 @@ case "${1:-ml-100k}" in
     $F experiment experiments/table1.yaml ${SEEDS:+--seeds $SEEDS} ;;
   beauty-seeds)  # the six one-seed Beauty baselines at seeds 0-2 (issue 16)
     $F experiment experiments/beauty-seeds.yaml ;;
+  table1-seeds)  # Table 1 on DATASET (ml-100k or beauty), every model at SEEDS (default 0 1 2), paired tests
+    DATASET=${DATASET:-ml-100k} SEEDS=${SEEDS:-0 1 2} FAVE=$F bash scripts/table1.sh ;;
   table1-beauty)  # the same on Beauty (configs/<model>.beauty.yaml)
     for s in ${SEEDS:-0}; do for m in gru4rec caser bert4rec stosa autoseqrec dreamrec; do
       train "runs/beauty/$m-seed$s" --model "$m" --dataset beauty --seed "$s"
@@ -155,6 +157,8 @@ case "${1:-ml-100k}" in
     $F experiment experiments/fmrec-shuffled.yaml ${SEEDS:+--seeds $SEEDS} ;;
   beauty-stage2-wd)  # issue 13: FAVE on Beauty with Stage 2 trained without weight decay
     $F experiment experiments/beauty-stage2-wd.yaml ${SEEDS:+--seeds $SEEDS} ;;
+  beauty-stage2-screens)  # issue 13: Stage-2 values on Beauty, Stage 2 only from beauty-stage2-wd's Stage-1 model
+    $F experiment experiments/beauty-stage2-screens.yaml ;;
   sasrec-ml-100k-order)  # issue 13: SASRec on ML-100k with bucketed, balanced or shuffled batches, 3 seeds
     $F experiment experiments/sasrec-ml-100k-order.yaml ${SEEDS:+--seeds $SEEDS} ;;
   sasrec-beauty-order)  # issue 13: SASRec on Beauty, balanced batches or Adam beta2 0.98 (seed 0)
