@@ -12,7 +12,7 @@ import pytest
 
 from fave.cli import _all_models, main
 from fave.errors import FaveError
-from fave.experiment import load_experiment, plan, run
+from fave.experiment import finished_runs, load_experiment, plan, run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
@@ -145,3 +145,12 @@ def test_an_experiment_end_to_end_on_tiny_data(tmp_path, capfd) -> None:
     out = capfd.readouterr().out
     assert "done: runs/tiny/first-seed3" in out and "done: runs/tiny/second-seed3" in out
     assert "fave train" not in out and "fave report" in out
+
+
+def test_report_patterns_may_name_their_group(tmp_path) -> None:
+    for name in ("a-seed0", "a-seed1", "b-seed0", "c-seed0"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        if name != "c-seed0":  # unfinished: no metrics.json
+            (tmp_path / "runs" / name / "metrics.json").write_text("{}")
+    runs = finished_runs(["ref=runs/a-seed*", "runs/b-seed0", "other=runs/c-seed0"])
+    assert runs == ["ref=runs/a-seed0", "ref=runs/a-seed1", "runs/b-seed0"]

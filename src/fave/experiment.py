@@ -17,6 +17,7 @@ An experiment file (``experiments/*.yaml``)::
       out: results/ml-100k-ablations
       title: "ML-100k: FAVE ablations"
       runs: ["runs/ml-100k/fave-stage1-seed*", "{root}/*-seed*"]   # default: the experiment's runs
+                                         # "LABEL=PATTERN": those runs as one group named LABEL
       command: ...                       # what the report records (default: the runner's command)
 
 ``{root}``, ``{seed}``, ``{dataset}`` and ``{name}`` are filled in ``init_from`` and the report's
@@ -192,12 +193,17 @@ def plan(exp: Experiment, record: str = "") -> list[Step]:
 
 
 def finished_runs(patterns: list[str]) -> list[str]:
-    """Run directories matching ``patterns`` (globs, in order, each sorted) that hold a metrics.json."""
+    """Run directories matching ``patterns`` (globs, in order, each sorted) that hold a metrics.json.
+    ``LABEL=PATTERN`` names the matching runs' group in the report, as `fave report LABEL=DIR` does."""
+    from fave.reporting import labelled
+
     out: list[str] = []
     for p in patterns:
-        for d in sorted(glob.glob(p)) if glob.has_magic(p) else [p]:
-            if (Path(d) / "metrics.json").is_file() and d not in out:
-                out.append(d)
+        label, pattern = labelled(p) if "=" in p else (None, Path(p))
+        for d in sorted(glob.glob(str(pattern))) if glob.has_magic(str(pattern)) else [str(pattern)]:
+            run = d if label is None else f"{label}={d}"
+            if (Path(d) / "metrics.json").is_file() and run not in out:
+                out.append(run)
     return out
 
 
