@@ -4,8 +4,9 @@
     .venv/bin/python scripts/readme_summary.py --write    # replace the block between the README's markers
 
 ML-100k: results/ml-100k-seeds.json (`SEEDS='0 1 2' bash scripts/table1.sh`: every model, epoch-capped
-recipes, with per-user paired tests of FAVE against each). Beauty: results/beauty.json
-(`bash scripts/reproduce.sh report`). Test set, mean ± std over the seeds, validation beside it.
+recipes, with per-user paired tests of FAVE against each). Beauty: results/beauty-table1.json
+(`DATASET=beauty SEEDS='0 1 2' bash scripts/table1.sh`, the same). Test set, mean ± std over the seeds,
+validation beside it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def table(result: dict, dataset: str, extra: tuple[str, ...], cells) -> list[str
     return lines
 
 
-def ml100k_table(result: dict) -> list[str]:
+def paired_table(result: dict, dataset: str) -> list[str]:
+    """Table 1 of ``dataset`` with FAVE's paired difference to each model (t-test p, corrected)."""
     tests = paired(result)
 
     def diffs(name: str, _: dict) -> list[str]:
@@ -60,22 +62,21 @@ def ml100k_table(result: dict) -> list[str]:
             out.append(f"{100 * t['diff']:+.2f} ({p_value(t['t_p_holm'])})" if t else "-")
         return out
 
-    return table(result, "ml-100k", ("FAVE - model, H@20 (p)", "FAVE - model, N@20 (p)"), diffs)
+    return table(result, dataset, ("FAVE - model, H@20 (p)", "FAVE - model, N@20 (p)"), diffs)
 
 
-def beauty_table(result: dict) -> list[str]:
-    return table(result, "beauty", ("train s",), lambda _, e: [f"{e['train_seconds']['mean']:.0f}"])
+def users(result: dict) -> str:
+    """The number of test users the paired tests compare, e.g. "943"."""
+    tests = (result.get("significance") or {}).get("tests", {}).get("paper", [])
+    return f"{tests[0]['n_users']:,}" if tests else "?"
 
 
-#: the packaged defaults measured after the tables above: (model, dataset, result file, run name in it)
+#: the packaged defaults measured after the tables above: (model, dataset, result file, run name in it).
+#: Beauty's Table 1 (2026-12-08) runs every packaged default, so only ML-100k's newer defaults are listed.
 DEFAULTS = [
     ("fave", "ml-100k", "results/ml-100k-shuffled.json", "shuffled"),
-    ("fave", "beauty", "results/beauty-balanced.json", "balanced"),
     ("fmrec", "ml-100k", "results/ml-100k-fmrec-shuffled.json", "shuffled"),
-    ("fmrec", "beauty", "results/beauty-fmrec-recipe.json", "fave-stage1-recipe"),
-    ("sasrec", "beauty", "results/beauty-sasrec-order.json", "balanced"),
     ("dreamrec", "ml-100k", "results/ml-100k-dreamrec.json", "dreamrec"),
-    ("dreamrec", "beauty", "results/beauty-seeds.json", "dreamrec"),
 ]
 
 
@@ -96,25 +97,28 @@ def defaults_table() -> list[str]:
     return lines
 
 
+#: the Table-1 result files: (dataset, its name in the README, the file without its suffix)
+TABLES = [("ml-100k", "ML-100k", "results/ml-100k-seeds"), ("beauty", "Beauty", "results/beauty-table1")]
+
+
 def block() -> str:
-    ml = json.loads((ROOT / "results/ml-100k-seeds.json").read_text())
-    beauty = json.loads((ROOT / "results/beauty.json").read_text())
-    sig = ml.get("significance") or {}
+    tables = []
+    for dataset, name, path in TABLES:
+        result = json.loads((ROOT / f"{path}.json").read_text())
+        sig = result.get("significance") or {}
+        tables += [
+            f"**{name}** (`{result['command']}`, `{path}.md`): every model with its epoch-capped recipe",
+            "(no wall-clock budget, so the numbers do not depend on the machine's load). `paper` protocol unless",
+            "named; `masked` = the user's history removed. FAVE - model: difference of the per-user means on the",
+            f"{users(result)} test users, two-sided paired t-test, p {sig.get('correction', '')}-corrected over all",
+            "comparisons (Wilcoxon in the file).",
+            "",
+            *paired_table(result, dataset),
+            "",
+        ]
     lines = [
-        f"**ML-100k** (`{ml['command']}`, `results/ml-100k-seeds.md`): every model with its epoch-capped recipe",
-        "(no wall-clock budget, so the numbers do not depend on the machine's load). `paper` protocol unless",
-        "named; `masked` = the user's history removed. FAVE - model: difference of the per-user means on the",
-        f"943 test users, two-sided paired t-test, p {sig.get('correction', '')}-corrected over all comparisons",
-        "(Wilcoxon in the file).",
-        "",
-        *ml100k_table(ml),
-        "",
-        "**Beauty** (`bash scripts/reproduce.sh report`, `results/beauty.md`): the CPU recipes with their",
-        "wall-clock budgets (train s: seconds of training).",
-        "",
-        *beauty_table(beauty),
-        "",
-        "**The packaged defaults changed after these tables** (chosen on validation; `paper` protocol unless",
+        *tables,
+        "**ML-100k's packaged defaults changed after its table** (chosen on validation; `paper` protocol unless",
         "named; each result file names its command):",
         "",
         *defaults_table(),
