@@ -6,7 +6,7 @@
 # against each model (Holm-corrected over all comparisons).
 # Runs are runs/DATASET/<model>-seed<N> (the names scripts/table4.sh and scripts/reproduce.sh use); finished runs
 # are skipped, so the Table-4 runs are reused. One training at a time: about 3-11 CPU minutes each on an idle 2-core
-# CPU (ML-100k: about 2.5 h for all models at 3 seeds; Beauty: about 4 h, FAVE 17 min and SASRec 10 min a seed).
+# CPU (ML-100k: about 2.5 h for all models at 3 seeds; Beauty: about 3.5 h, FAVE 17 min and SASRec 10 min a seed).
 # MODELS chooses a subset to train; the report takes every finished run.
 #   SEEDS='0 1 2' bash scripts/table1.sh
 #   DATASET=beauty SEEDS='0 1 2' bash scripts/table1.sh
