@@ -1,10 +1,10 @@
 """Test accuracy by history length: where one model gains or loses against another (issue 13).
 
 Each LABEL=RUN_DIR[,RUN_DIR...] names a model's runs (seeds); per-user test values come from the runs' saved ranks
-(ranks.npz) and are averaged over each label's seeds, as the report's paired tests do. Users are grouped by the
-length of their test input (all items but the last); for each group: users, every label's mean HR@20 / NDCG@20
-(`paper` protocol), and each label's difference to the first label with a paired t-test p (no correction: a
-diagnostic, not a claim). Writes OUT.json and OUT.md.
+(ranks.npz) and are averaged over each label's seeds, on the users every run has, as the report's paired tests do.
+Users are grouped by the length of their test input (all items but the last); for each group: users, every
+label's mean HR@20 / NDCG@20 (`paper` protocol), and each label's difference to the first label with a paired
+t-test p (no correction: a diagnostic, not a claim). Writes OUT.json and OUT.md.
 
     .venv/bin/python scripts/by_length.py --dataset beauty --out results/beauty-by-length \\
         fave=runs/beauty/fave-seed0,runs/beauty/fave-seed1,runs/beauty/fave-seed2 \\
@@ -20,8 +20,9 @@ import sys
 import numpy as np
 
 from fave.data.load import load_dataset
-from fave.evaluation.significance import load_ranks, paired_test, seed_mean
+from fave.evaluation.significance import load_ranks, paired_test, seed_mean, shared_users
 from fave.io_utils import atomic_write_json, atomic_write_text
+from fave.reporting import split_label
 
 METRICS = ("HR@20", "NDCG@20")
 
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     labelled = {}
     for arg in args.runs:
-        label, sep, dirs = arg.partition("=")
-        if not sep or not dirs:
+        label, dirs = split_label(arg)
+        if label is None:
             print(f"error: {arg!r} is not LABEL=RUN_DIR[,RUN_DIR...]", file=sys.stderr)
             return 2
         ranks = [load_ranks(d) for d in dirs.split(",")]
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         labelled[label] = ranks
     data = load_dataset(args.dataset, download=False)
-    users = np.unique(np.concatenate([r["test_users"] for runs in labelled.values() for r in runs]))
+    users = shared_users([r for runs in labelled.values() for r in runs], "test")
     lengths = np.array([len(data.sequences[u]) - 1 for u in users])
     values = {label: seed_mean(runs, "test", "paper", METRICS, users) for label, runs in labelled.items()}
     ref = next(iter(values))

@@ -195,12 +195,12 @@ def plan(exp: Experiment, record: str = "") -> list[Step]:
 def finished_runs(patterns: list[str]) -> list[str]:
     """Run directories matching ``patterns`` (globs, in order, each sorted) that hold a metrics.json.
     ``LABEL=PATTERN`` names the matching runs' group in the report, as `fave report LABEL=DIR` does."""
-    from fave.reporting import labelled
+    from fave.reporting import split_label
 
     out: list[str] = []
     for p in patterns:
-        label, pattern = labelled(p) if "=" in p else (None, Path(p))
-        for d in sorted(glob.glob(str(pattern))) if glob.has_magic(str(pattern)) else [str(pattern)]:
+        label, pattern = split_label(p)
+        for d in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
             run = d if label is None else f"{label}={d}"
             if (Path(d) / "metrics.json").is_file() and run not in out:
                 out.append(run)

@@ -72,12 +72,18 @@ def label_of(run_dir: Path) -> str:
     return re.sub(r"-seed\d+$", "", run_dir.name)
 
 
+def split_label(arg: str | Path) -> tuple[str | None, str]:
+    """``LABEL=REST`` -> ``(LABEL, REST)``; anything else (an existing path with "=" in it too) -> ``(None, arg)``."""
+    m = re.fullmatch(r"([\w.+-]+)=(.+)", str(arg))
+    if m and not Path(arg).exists():
+        return m.group(1), m.group(2)
+    return None, str(arg)
+
+
 def labelled(run: str | Path) -> tuple[str, Path]:
     """``(label, directory)`` of a report argument: ``LABEL=DIR``, or a directory labelled by :func:`label_of`."""
-    m = re.fullmatch(r"([\w.+-]+)=(.+)", str(run))
-    if m and not Path(run).exists():
-        return m.group(1), Path(m.group(2))
-    return label_of(Path(run)), Path(run)
+    label, d = split_label(run)
+    return label or label_of(Path(d)), Path(d)
 
 
 def grouped(run_dirs: list[str | Path]) -> dict[str, list[Path]]:

@@ -144,6 +144,14 @@ def seed_mean(
     return {m: np.mean([per_user(row, m) for row in rows], axis=0) for m in metrics}
 
 
+def shared_users(runs: list[dict[str, np.ndarray]], phase: str) -> np.ndarray:
+    """The ``phase`` users every run's saved ranks have, sorted."""
+    users = runs[0][f"{phase}_users"]
+    for r in runs[1:]:
+        users = np.intersect1d(users, r[f"{phase}_users"])
+    return users
+
+
 def compare_runs(
     model_runs: list[dict[str, np.ndarray]],
     baselines: dict[str, list[dict[str, np.ndarray]]],
@@ -158,10 +166,7 @@ def compare_runs(
     paired samples are the users every run has. So n = users, not users x seeds: pooling
     seeds as extra samples would count one user several times and overstate significance.
     """
-    all_runs = [*model_runs, *(r for runs in baselines.values() for r in runs)]
-    users = all_runs[0][f"{phase}_users"]
-    for r in all_runs[1:]:
-        users = np.intersect1d(users, r[f"{phase}_users"])
+    users = shared_users([*model_runs, *(r for runs in baselines.values() for r in runs)], phase)
     if len(users) < 2:
         raise FaveError(f"fewer than 2 {phase} users shared by every run; nothing to pair")
     return compare(
